@@ -1,0 +1,26 @@
+"""rtstyle: real-time neural style transfer for webcams, video files and streams."""
+from __future__ import annotations
+
+from .frame import Frame
+from .models import ModelSpec, create_model, list_models
+
+__version__ = "0.1.0"
+
+__all__ = ["Frame", "ModelSpec", "Pipeline", "Stylizer", "create_model", "list_models", "open_sink", "open_source", "__version__"]
+
+
+def __getattr__(name: str):
+    # Heavy pieces (PyAV, OpenCV, threads) load on first use.
+    if name == "Stylizer":
+        from .stylizer import Stylizer
+
+        return Stylizer
+    if name == "Pipeline":
+        from .pipeline import Pipeline
+
+        return Pipeline
+    if name in ("open_source", "open_sink"):
+        from . import io
+
+        return getattr(io, name)
+    raise AttributeError(f"module 'rtstyle' has no attribute {name!r}")

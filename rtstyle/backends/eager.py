@@ -1,0 +1,68 @@
+"""PyTorch eager backend: fp32, bf16 (CPU autocast) or fp16 (CUDA), channels-last, inference mode."""
+from __future__ import annotations
+
+import copy
+import logging
+
+import torch
+from torch import nn
+
+from .base import Backend, Runner
+
+__all__ = ["EagerBackend", "EagerRunner"]
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class EagerRunner(Runner):
+    def __init__(self, model: nn.Module, device: torch.device, precision: str, channels_last: bool) -> None:
+        self.device = device
+        self.precision = precision
+        self.channels_last = channels_last
+        self.model = model
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        x0 = inputs[0]
+        if self.channels_last and x0.dim() == 4:
+            inputs = (x0.contiguous(memory_format=torch.channels_last),) + inputs[1:]
+        with torch.inference_mode():
+            if self.precision == "fp32":
+                y = self.model(*inputs)
+            else:
+                with torch.autocast(self.device.type, dtype=_DTYPES[self.precision]):
+                    y = self.model(*inputs)
+        return y.float().contiguous()
+
+    def refit(self, model: nn.Module) -> bool:
+        try:
+            self.model.load_state_dict(model.state_dict())
+        except (RuntimeError, KeyError):
+            return False
+        return True
+
+
+class EagerBackend(Backend):
+    """``--backend eager``.
+
+    Options: ``precision`` fp32 | bf16 (autocast, CPU or CUDA) | fp16 (autocast, CUDA);
+    ``extra["channels_last"]`` (default True: faster convolutions on CPU and tensor cores).
+    """
+
+    name = "eager"
+
+    def prepare(self, model: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> Runner:
+        device = torch.device(self.options.device)
+        prec = self.options.precision
+        if prec not in _DTYPES:
+            raise ValueError(f"eager backend precision must be one of {list(_DTYPES)}, got {prec!r}")
+        if prec == "fp16" and device.type != "cuda":
+            raise ValueError("fp16 needs a CUDA device; use bf16 on CPU")
+        channels_last = bool(self.options.extra.get("channels_last", True))
+        m = copy.deepcopy(model).eval().to(device)
+        if channels_last:
+            m = m.to(memory_format=torch.channels_last)
+        runner = EagerRunner(m, device, prec, channels_last)
+        runner(*(t.to(device) for t in example_inputs))  # warm-up: allocator, oneDNN primitives
+        return runner

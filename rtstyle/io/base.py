@@ -1,0 +1,119 @@
+"""Source and sink interfaces.
+
+Sources and sinks are context managers. ``close()`` is idempotent and is called exactly once by
+``__exit__``. Sources return ``None`` from ``read()`` at end of stream. Sinks open lazily on the
+first ``write()`` (they learn the frame size from it) unless told the size up front.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..frame import Frame
+
+__all__ = ["Controls", "IOErrorBase", "Sink", "SinkError", "Source", "SourceError", "SourceInfo"]
+
+
+class IOErrorBase(RuntimeError):
+    """Base of source/sink errors; the message is one line meant for the user."""
+
+
+class SourceError(IOErrorBase):
+    """A source could not be opened or read (missing file, no camera, corrupt stream)."""
+
+
+class SinkError(IOErrorBase):
+    """A sink could not be opened or written (unwritable path, no virtual camera device)."""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a source knows about its stream before the first frame.
+
+    Attributes:
+        width / height: frame size in pixels (0 when unknown until the first frame).
+        fps: nominal frame rate (0.0 when unknown).
+        live: True for cameras, network streams and the synthetic live source: the pipeline then
+            keeps only the latest frame and drops stale ones. False for files: nothing is dropped.
+        frame_count: number of frames when known (files), else None.
+        path: file path or URL when there is one (sinks use it to copy the audio stream).
+        has_audio: whether the input has an audio stream.
+        extra: anything else (codec name, time base, ...).
+    """
+
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    live: bool = False
+    frame_count: int | None = None
+    path: str | None = None
+    has_audio: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Controls(Protocol):
+    """What interactive sinks (the preview window) may ask the running pipeline to do."""
+
+    def next_style(self) -> None: ...
+    def previous_style(self) -> None: ...
+    def toggle_pause(self) -> None: ...
+    def request_stop(self) -> None: ...
+
+
+class Source(abc.ABC):
+    """A stream of :class:`Frame` s (RGB uint8)."""
+
+    info: SourceInfo
+
+    @abc.abstractmethod
+    def read(self) -> Frame | None:
+        """Next frame, or ``None`` at end of stream. Live sources block until a frame arrives."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the device/file. Safe to call more than once."""
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self):
+        while True:
+            f = self.read()
+            if f is None:
+                return
+            yield f
+
+
+class Sink(abc.ABC):
+    """A consumer of stylised :class:`Frame` s."""
+
+    #: True when the sink must see every frame (files); False when it may skip frames (displays).
+    lossless: bool = True
+
+    @abc.abstractmethod
+    def write(self, frame: Frame) -> None:
+        """Consume one frame. Raises :class:`SinkError` on failure."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Flush and finalise (e.g. rename the temporary output file). Safe to call twice."""
+
+    def abort(self) -> None:
+        """Stop without finalising: a file sink deletes its partial output. Default: close()."""
+        self.close()
+
+    def bind(self, controls: Controls) -> None:
+        """Give interactive sinks a handle on the pipeline. Default: ignored."""
+
+    def __enter__(self) -> "Sink":
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None and exc_type is not KeyboardInterrupt:
+            self.abort()
+        else:
+            self.close()

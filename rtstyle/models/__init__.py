@@ -1,0 +1,5 @@
+"""Model families, the registry and model specs."""
+from ._registry import UnknownModelError, create_model, get_spec, list_models, register_model
+from ._spec import ModelSpec
+
+__all__ = ["ModelSpec", "UnknownModelError", "create_model", "get_spec", "list_models", "register_model"]

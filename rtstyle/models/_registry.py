@@ -1,0 +1,144 @@
+"""Model registry: ``@register_model`` factories, ``create_model`` and ``list_models``.
+
+Factories are registered under ``family.variant`` names. ``create_model`` also accepts a
+checkpoint path (``path.pth``, ``path.safetensors``) or ``family:PATH``; the checkpoint
+format is detected from its keys by the family's loader.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+from torch import nn
+
+from ._spec import ModelSpec
+
+__all__ = [
+    "ModelEntry",
+    "UnknownModelError",
+    "create_model",
+    "get_spec",
+    "list_models",
+    "register_model",
+    "register_path_loader",
+]
+
+log = logging.getLogger(__name__)
+
+
+class UnknownModelError(KeyError):
+    """Raised for a model name that is neither registered nor a readable checkpoint."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want plain text
+        return str(self.args[0]) if self.args else "unknown model"
+
+
+class Factory(Protocol):
+    def __call__(self, spec: ModelSpec, **kwargs: object) -> nn.Module: ...
+
+
+class PathLoader(Protocol):
+    def __call__(self, path: Path, **kwargs: object) -> nn.Module | None: ...
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    spec: ModelSpec
+    factory: Factory
+
+
+_MODELS: dict[str, ModelEntry] = {}
+_PATH_LOADERS: dict[str, PathLoader] = {}
+
+
+def register_model(spec: ModelSpec) -> Callable[[Factory], Factory]:
+    """Register ``factory(spec, **kwargs) -> nn.Module`` under ``spec.name``."""
+
+    def deco(factory: Factory) -> Factory:
+        if spec.name in _MODELS:
+            raise ValueError(f"model {spec.name!r} is registered twice")
+        _MODELS[spec.name] = ModelEntry(spec, factory)
+        return factory
+
+    return deco
+
+
+def register_path_loader(family: str, loader: PathLoader) -> None:
+    """Register a loader that turns a checkpoint file into a model, or returns ``None``
+    when the file is not of its format."""
+    _PATH_LOADERS[family] = loader
+
+
+def _ensure_builtin() -> None:
+    # Importing the families registers them; done lazily to keep ``import rtstyle`` light.
+    from . import johnson  # noqa: F401
+    from . import foreign  # noqa: F401
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style ``pattern`` (e.g. ``"johnson.*"``)."""
+    _ensure_builtin()
+    return sorted(n for n in _MODELS if fnmatch.fnmatchcase(n, pattern))
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec of a registered model."""
+    _ensure_builtin()
+    try:
+        return _MODELS[name].spec
+    except KeyError:
+        raise UnknownModelError(_unknown_message(name)) from None
+
+
+def _unknown_message(name: str) -> str:
+    close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see `rtstyle models`"
+    return f"unknown model {name!r}{hint}"
+
+
+def create_model(name: str | Path, **kwargs: object) -> nn.Module:
+    """Build a model by registry name or from a checkpoint path.
+
+    Args:
+        name: a registered name (``johnson.starry_night_lite``), a checkpoint path, or
+            ``family:PATH`` to force the loader of one family.
+        **kwargs: passed to the factory or loader.
+
+    Returns:
+        An ``nn.Module`` in eval mode with a ``spec`` attribute (:class:`ModelSpec`).
+    """
+    _ensure_builtin()
+    text = str(name)
+    if text in _MODELS:
+        entry = _MODELS[text]
+        model = entry.factory(entry.spec, **kwargs)
+    else:
+        family, _, rest = text.partition(":")
+        if rest and family in _PATH_LOADERS:
+            path = Path(rest).expanduser()
+            families = [family]
+        else:
+            path = Path(text).expanduser()
+            families = list(_PATH_LOADERS)
+        if not path.exists():
+            if any(sep in text for sep in ("/", "\\")) or path.suffix:
+                raise FileNotFoundError(f"model file not found: {path}")
+            raise UnknownModelError(_unknown_message(text))
+        if not path.is_file():
+            raise UnknownModelError(f"model path {path} is not a file")
+        model = None
+        for fam in families:
+            model = _PATH_LOADERS[fam](path, **kwargs)
+            if model is not None:
+                break
+        if model is None:
+            raise UnknownModelError(
+                f"{path}: not a checkpoint of a known layout (tried {', '.join(families)})"
+            )
+    if not isinstance(getattr(model, "spec", None), ModelSpec):
+        raise TypeError(f"factory for {text!r} returned a model without a ModelSpec")
+    return model.eval()

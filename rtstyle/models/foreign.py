@@ -1,0 +1,1 @@
+"""Foreign models (ONNX files with a sidecar spec) - registered by the ONNX backend work."""

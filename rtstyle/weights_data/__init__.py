@@ -1,0 +1,1 @@
+"""rtstyle's own trained weights (safetensors) and their manifest."""
