@@ -7,12 +7,23 @@ first ``write()`` (they learn the frame size from it) unless told the size up fr
 from __future__ import annotations
 
 import abc
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..frame import Frame
 
-__all__ = ["Controls", "IOErrorBase", "Sink", "SinkError", "Source", "SourceError", "SourceInfo"]
+__all__ = [
+    "Controls",
+    "IOErrorBase",
+    "LatestFrameSlot",
+    "Sink",
+    "SinkError",
+    "Source",
+    "SourceError",
+    "SourceInfo",
+]
 
 
 class IOErrorBase(RuntimeError):
@@ -109,6 +120,13 @@ class Sink(abc.ABC):
     def bind(self, controls: Controls) -> None:
         """Give interactive sinks a handle on the pipeline. Default: ignored."""
 
+    def poll(self) -> None:
+        """Pump UI events while no frames flow (e.g. when paused). Default: nothing.
+
+        The preview window only sees key presses while something calls into OpenCV, so a paused
+        pipeline calls this every few tens of milliseconds to keep the "unpause" key working.
+        """
+
     def __enter__(self) -> "Sink":
         return self
 
@@ -117,3 +135,57 @@ class Sink(abc.ABC):
             self.abort()
         else:
             self.close()
+
+
+class LatestFrameSlot:
+    """A one-frame mailbox for live sources: the producer overwrites, the consumer takes the newest.
+
+    Latency never builds up behind a slow consumer; every overwritten frame is counted in
+    :attr:`dropped`. The producer ends the stream with :meth:`finish` (optionally with an error
+    that :meth:`get` re-raises once the last frame has been taken).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self._finished = False
+        self._error: BaseException | None = None
+        self.dropped = 0
+
+    def put(self, frame: Frame) -> None:
+        """Offer a new frame, replacing (and counting as dropped) one nobody took yet."""
+        with self._cond:
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+            self._cond.notify_all()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Mark the end of the stream; ``error`` is raised by :meth:`get` after the last frame."""
+        with self._cond:
+            self._finished = True
+            if error is not None and self._error is None:
+                self._error = error
+            self._cond.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        """The newest frame, waiting for one; ``None`` at end of stream.
+
+        Raises:
+            TimeoutError: nothing arrived within ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._frame is None and not self._finished:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError("no frame arrived in time")
+                self._cond.wait(remaining)
+            frame, self._frame = self._frame, None
+            if frame is None and self._error is not None:
+                raise self._error
+            return frame

@@ -52,6 +52,7 @@ class ModelEntry:
 
 
 _MODELS: dict[str, ModelEntry] = {}
+_CKPT_EXTS = {".pth", ".pt", ".model", ".safetensors", ".onnx", ".ckpt", ".bin"}
 _PATH_LOADERS: dict[str, PathLoader] = {}
 
 
@@ -77,6 +78,7 @@ def _ensure_builtin() -> None:
     # Importing the families registers them; done lazily to keep ``import rtstyle`` light.
     from . import johnson  # noqa: F401
     from . import foreign  # noqa: F401
+    from . import styleswap  # noqa: F401
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -125,7 +127,7 @@ def create_model(name: str | Path, **kwargs: object) -> nn.Module:
             path = Path(text).expanduser()
             families = list(_PATH_LOADERS)
         if not path.exists():
-            if any(sep in text for sep in ("/", "\\")) or path.suffix:
+            if any(sep in text for sep in ("/", "\\")) or path.suffix.lower() in _CKPT_EXTS:
                 raise FileNotFoundError(f"model file not found: {path}")
             raise UnknownModelError(_unknown_message(text))
         if not path.is_file():

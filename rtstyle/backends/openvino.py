@@ -1,0 +1,220 @@
+"""OpenVINO backend: ONNX export -> OpenVINO IR (cached) -> a model compiled for the CPU.
+
+The IR (``model.xml`` / ``model.bin``, fp32 weights) is kept in the engine cache and shared by all
+precisions: bf16 / f16 are compile-time hints (``INFERENCE_PRECISION_HINT``), so one IR serves both.
+Height and width stay dynamic in the IR; by default one compiled model serves every size (on this
+kind of net OpenVINO's CPU plugin runs dynamic shapes as fast as static ones, measured at 640x480).
+``extra["dynamic"]=False`` exports and compiles one static-shape model per input size instead (a few
+kept): for models whose dynamic-shape export is slow or impossible.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .base import Backend, BackendOptions, BackendUnavailableError, Runner
+from .cache import EngineCache, ShapeLRU, device_name, engine_key
+from .export import DEFAULT_OPSET, cached_onnx, check_example_inputs, export_key, input_shapes
+
+__all__ = ["OpenVINOBackend", "OpenVINORunner", "ov_config"]
+
+log = logging.getLogger(__name__)
+
+_INSTALL = "pip install 'rtstyle[openvino]'"
+# rtstyle precision -> OpenVINO INFERENCE_PRECISION_HINT
+_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+IR_FILE = "model.xml"
+
+
+def _import_ov() -> Any:
+    try:
+        import openvino
+    except ImportError as e:
+        raise BackendUnavailableError(f"OpenVINO backend needs openvino ({e}): {_INSTALL}") from None
+    return openvino
+
+
+def ov_config(precision: str, threads: int | None = None) -> dict[str, str]:
+    """``compile_model`` settings: latency hint and the inference precision (``int8`` runs in f32)."""
+    cfg = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": _HINTS.get(precision, "f32")}
+    if threads:
+        cfg["INFERENCE_NUM_THREADS"] = str(int(threads))
+    return cfg
+
+
+def _feeds(inputs: Sequence[torch.Tensor]) -> dict[int, np.ndarray]:
+    return {i: t.detach().to("cpu", torch.float32).contiguous().numpy() for i, t in enumerate(inputs)}
+
+
+class OpenVINORunner(Runner):
+    """One compiled model and its infer request (one caller at a time, as :class:`Runner` says)."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+        self.n_inputs = len(compiled.inputs)
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if len(inputs) != self.n_inputs:
+            raise ValueError(f"expected {self.n_inputs} inputs, got {len(inputs)}")
+        # share_inputs: no copy in; outputs are copied out (the request reuses its buffers)
+        res = self.request.infer(_feeds(inputs), share_inputs=True, share_outputs=False)
+        return torch.from_numpy(np.asarray(res[0], dtype=np.float32))
+
+
+class _PerShapeRunner(Runner):
+    device = torch.device("cpu")
+
+    def __init__(self, build: Any, keep: int) -> None:
+        self.models = ShapeLRU(build, keep)
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        shapes = tuple(tuple(int(d) for d in t.shape) for t in inputs)
+        return self.models.get(shapes)(*inputs)
+
+
+def _calibration_digest(items: Sequence[tuple[torch.Tensor, ...]]) -> str:
+    h = hashlib.sha256()
+    for item in items:
+        for t in item:
+            h.update(str(tuple(t.shape)).encode())
+            h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class OpenVINOBackend(Backend):
+    """``--backend openvino``: OpenVINO on the CPU (or another OpenVINO device).
+
+    Options: ``precision`` fp32 | bf16 (needs a CPU with AVX-512 BF16 or AMX) | fp16 |
+    int8 (post-training quantisation with NNCF; needs ``pip install nncf``);
+    ``min_shape`` / ``max_shape`` bound the dynamic H/W of the export.
+    ``extra``: ``dynamic`` (default True; False: compile per input shape, ``keep`` held, default 4);
+    ``threads`` (``INFERENCE_NUM_THREADS``, default: OpenVINO's choice, all cores);
+    ``ov_device`` (default ``"CPU"``); ``opset`` (default 18);
+    ``calibration`` (int8: iterable of input tuples or image tensors; default the example inputs).
+    """
+
+    name = "openvino"
+
+    def __init__(self, options: BackendOptions | None = None) -> None:
+        super().__init__(options)
+        self.check_available()
+
+    def check_available(self) -> None:
+        """Raise :class:`BackendUnavailableError` if openvino (or the ONNX exporter) is missing."""
+        _import_ov()
+        try:
+            import onnx  # noqa: F401
+            import onnxscript  # noqa: F401
+        except ImportError as e:
+            raise BackendUnavailableError(f"OpenVINO backend exports through ONNX and needs onnx and onnxscript "
+                                          f"({e}): pip install 'rtstyle[onnx,openvino]'") from None
+
+    # ------------------------------------------------------------------ IR
+    def _ir(self, model: nn.Module, ex: tuple[torch.Tensor, ...], cache: EngineCache, dynamic: bool,
+            ov_device: str) -> Path:
+        ov = _import_ov()
+        o = self.options
+        opset = int(o.extra.get("opset", DEFAULT_OPSET))
+        onnx_path = cached_onnx(model, ex, cache, dynamic, opset=opset, min_shape=o.min_shape, max_shape=o.max_shape)
+        base = export_key(model, ex, dynamic, opset=opset, min_shape=o.min_shape, max_shape=o.max_shape)
+        int8 = o.precision == "int8"
+        calib: list[tuple[torch.Tensor, ...]] = []
+        settings: dict[str, Any] = {"export": base.digest}
+        if int8:
+            nncf = self._import_nncf()
+            calib = self._calibration(ex)
+            settings.update(calibration=_calibration_digest(calib), nncf=nncf.__version__)
+        key = engine_key(model, shapes=input_shapes(ex, dynamic, o.min_shape, o.max_shape),
+                         precision="int8" if int8 else "fp32", backend="openvino",
+                         backend_version=f"openvino-{ov.get_version()}", device=self._device_name(ov_device),
+                         settings=settings)
+
+        def build(folder: Path) -> None:
+            m = ov.convert_model(str(onnx_path))
+            if int8:
+                m = self._quantize(m, calib)
+            # compress_to_fp16 defaults to True: it would round the fp32 weights of the shared IR
+            ov.save_model(m, str(folder / IR_FILE), compress_to_fp16=False)
+
+        return cache.put(key, build) / IR_FILE
+
+    def _device_name(self, ov_device: str) -> str:
+        if ov_device == "CPU":
+            return device_name("cpu")
+        ov = _import_ov()
+        try:
+            return str(ov.Core().get_property(ov_device, "FULL_DEVICE_NAME"))
+        except RuntimeError:
+            return ov_device
+
+    # ------------------------------------------------------------------ int8
+    @staticmethod
+    def _import_nncf() -> Any:
+        try:
+            import nncf
+        except ImportError:
+            raise BackendUnavailableError("OpenVINO int8 needs NNCF for post-training quantisation: pip install nncf") from None
+        return nncf
+
+    def _calibration(self, ex: tuple[torch.Tensor, ...]) -> list[tuple[torch.Tensor, ...]]:
+        data: Iterable[Any] = self.options.extra.get("calibration") or [ex]
+        items = []
+        for item in data:
+            item = (item,) + ex[1:] if isinstance(item, torch.Tensor) else tuple(item)
+            items.append(tuple(t.detach().float().cpu() for t in item))
+        if len(items) < 8:
+            log.warning("int8 calibration with %d sample(s): pass extra['calibration'] with a few hundred "
+                        "representative frames for good quality", len(items))
+        return items
+
+    def _quantize(self, m: Any, calib: list[tuple[torch.Tensor, ...]]) -> Any:
+        nncf = self._import_nncf()
+        dataset = nncf.Dataset(calib, lambda item: {i: t.numpy() for i, t in enumerate(item)})
+        return nncf.quantize(m, dataset, subset_size=len(calib))
+
+    # ------------------------------------------------------------------ Backend
+    def prepare(self, model: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> Runner:
+        ov = _import_ov()
+        ex = check_example_inputs(example_inputs)
+        o = self.options
+        if torch.device(o.device).type != "cpu":
+            raise ValueError(f"openvino backend takes host tensors: device must be 'cpu', got {o.device!r} "
+                             "(run on an Intel GPU/NPU with extra={'ov_device': 'GPU'})")
+        if o.precision not in (*_HINTS, "int8"):
+            raise ValueError(f"openvino backend precision must be one of {[*_HINTS, 'int8']}, got {o.precision!r}")
+        if o.precision == "int8":
+            self._import_nncf()  # fail before the (slow) export
+        ov_device = str(o.extra.get("ov_device", "CPU"))
+        core = ov.Core()
+        if o.precision == "bf16" and ov_device == "CPU":
+            caps = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+            if "BF16" not in caps:
+                log.warning("this CPU has no native bf16 (capabilities %s): OpenVINO will run f32", caps)
+        cache = EngineCache(o.cache_dir)
+        dynamic = bool(o.extra.get("dynamic", True))
+        cfg = ov_config(o.precision, o.extra.get("threads"))
+        if dynamic:
+            ir = self._ir(model.eval(), ex, cache, True, ov_device)
+            runner: Runner = OpenVINORunner(core.compile_model(core.read_model(str(ir)), ov_device, cfg))
+        else:
+            frozen = copy.deepcopy(model).cpu().eval()  # later rebuilds must see today's weights
+            styles = tuple(t.detach().cpu() for t in ex[1:])
+
+            def build(shapes: tuple[tuple[int, ...], ...]) -> OpenVINORunner:
+                img = torch.full(shapes[0], 127.5)
+                ir = self._ir(frozen, (img, *styles), cache, False, ov_device)
+                return OpenVINORunner(core.compile_model(core.read_model(str(ir)), ov_device, cfg))
+
+            runner = _PerShapeRunner(build, int(o.extra.get("keep", 4)))
+        runner(*ex)  # warm-up: primitive creation
+        return runner

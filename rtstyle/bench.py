@@ -1,0 +1,211 @@
+"""Benchmarks behind ``rtstyle bench`` and ``tools/``: naive loop vs pipeline, backends, live.
+
+Everything is measured in one process on the same frames and weights, and reported as medians
+and ratios (the machines are shared and noisy).
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["psnr", "make_clip", "naive_loop", "pipeline_run", "inference_fps", "live_run", "run_bench"]
+
+log = logging.getLogger(__name__)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two uint8 images (inf when identical)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def make_clip(src: str | Path | None, out: Path, size: tuple[int, int], frames: int, fps: int = 25) -> Path:
+    """A benchmark clip of ``frames`` frames at ``size``: resized from ``src`` (a real video), or
+    the bundled sample when ``src`` is None."""
+    import av
+    import cv2
+
+    if src is None:
+        from importlib import resources
+
+        with resources.as_file(resources.files("rtstyle.assets").joinpath("sample.mp4")) as p:
+            return make_clip(p, out, size, frames, fps)
+    w, h = size
+    imgs = []
+    with av.open(str(src)) as c:
+        for f in c.decode(video=0):
+            imgs.append(cv2.resize(f.to_ndarray(format="rgb24"), (w, h), interpolation=cv2.INTER_AREA))
+            if len(imgs) >= frames:
+                break
+    while len(imgs) < frames:  # loop short clips back and forth
+        imgs += imgs[::-1][: frames - len(imgs)]
+    with av.open(str(out), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"crf": "18", "preset": "veryfast"}
+        for im in imgs:
+            for p in s.encode(av.VideoFrame.from_ndarray(im, format="rgb24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return out
+
+
+def naive_loop(clip: Path, out: Path, model: Any) -> dict[str, float]:
+    """The baseline: one thread, decode -> eager fp32 inference -> encode, frame by frame."""
+    import av
+    import torch
+
+    t0 = time.perf_counter()
+    n = 0
+    with av.open(str(clip)) as cin, av.open(str(out), "w") as cout:
+        vin = cin.streams.video[0]
+        s = cout.add_stream("libx264", rate=vin.average_rate)
+        s.width, s.height, s.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
+        s.options = {"crf": "18", "preset": "veryfast"}
+        for f in cin.decode(vin):
+            x = torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1)[None].float()
+            with torch.inference_mode():
+                y = model(x).clamp(0, 255)
+            img = y[0].permute(1, 2, 0).round().byte().numpy()
+            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+                cout.mux(p)
+            n += 1
+        for p in s.encode(None):
+            cout.mux(p)
+    wall = time.perf_counter() - t0
+    return {"frames": n, "wall_s": wall, "fps": n / wall}
+
+
+def pipeline_run(clip: Path, out: Path, model: str, backend: str, precision: str, device: str,
+                 keep_every: int = 10) -> tuple[dict[str, Any], dict[int, np.ndarray]]:
+    """rtstyle file mode (threads, bounded queues, the chosen backend); returns report + sample outputs."""
+    from .io import VideoFileSink, VideoFileSource
+    from .pipeline import Pipeline
+    from .stylizer import Stylizer
+
+    kept: dict[int, np.ndarray] = {}
+
+    def keep(f: Any) -> None:
+        if f.index % keep_every == 0:
+            kept[f.index] = f.image
+
+    t0 = time.perf_counter()
+    st = Stylizer(model, backend=backend, precision=precision, device=device)
+    with VideoFileSource(str(clip)) as src:
+        st.set_frame_size(src.info.width, src.info.height)
+        sink = VideoFileSink(str(out), fps=src.info.fps, time_base=src.info.extra.get("time_base"))
+        prep = time.perf_counter() - t0
+        pipe = Pipeline(src, st, [sink], on_frame=keep)
+        pipe.run()
+    st.close()
+    rep = pipe.report()
+    rep["prepare_s"] = prep
+    return rep, kept
+
+
+def inference_fps(model: str, backend: str, precision: str, device: str, size: tuple[int, int], runs: int = 10) -> dict[str, float]:
+    """Pure inference (runner only, preprocessed input) at ``size``: median seconds and fps."""
+    import torch
+
+    from .stylizer import Stylizer
+
+    w, h = size
+    st = Stylizer(model, backend=backend, precision=precision, device=device, frame_size=(w, h))
+    x = torch.rand(1, 3, h, w, device=st.device) * 255
+    r = st.state.runner
+    for _ in range(2):
+        r(x, *st.state.style_inputs)
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        r(x, *st.state.style_inputs)
+        ts.append(time.perf_counter() - t)
+    st.close()
+    med = statistics.median(ts)
+    return {"median_s": med, "fps": 1 / med}
+
+
+def live_run(model: str, backend: str, precision: str, device: str, size: tuple[int, int], internal: int | None,
+             seconds: float, fps: float = 30.0) -> dict[str, Any]:
+    """Synthetic live source at ``size``/``fps`` -> stylizer -> null sink; fps and latency."""
+    from .io import SyntheticSource
+    from .io.null import NullSink
+    from .pipeline import Pipeline
+    from .stylizer import Stylizer
+
+    w, h = size
+    st = Stylizer(model, backend=backend, precision=precision, device=device, size=internal, frame_size=(w, h))
+    with SyntheticSource(w, h, fps=fps, live=True) as src:
+        sink = NullSink(lossless=False)
+        pipe = Pipeline(src, st, [sink], live=True)
+        pipe.start()
+        time.sleep(seconds)
+        pipe.stop()
+        pipe.wait(10)
+        pipe.stats.ended = time.perf_counter()
+    st.close()
+    rep = pipe.report(internal_size=internal)
+    return rep
+
+
+def run_bench(model: str, backends: list[str], size: tuple[int, int] | int = (640, 480), frames: int = 30,
+              device: str = "cpu", precision: str = "fp32", clip_src: str | Path | None = None,
+              live_seconds: float = 0.0, live_size: int | None = None, print_table: bool = True) -> dict[str, Any]:
+    """Naive loop vs rtstyle file mode per backend, plus pure-inference fps, on one clip."""
+    from .models import create_model
+
+    if isinstance(size, int):
+        size = (size * 4 // 3, size)
+    rep: dict[str, Any] = {"model": model, "size": list(size), "frames": frames, "device": device, "results": {}}
+    with tempfile.TemporaryDirectory() as td:
+        tdp = Path(td)
+        clip = make_clip(clip_src, tdp / "clip.mp4", size, frames)
+        net = create_model(model)
+        naive = naive_loop(clip, tdp / "naive.mp4", net)
+        rep["naive"] = naive
+        # fp32 eager reference frames for the quality check
+        ref_rep, ref = pipeline_run(clip, tdp / "ref.mp4", model, "eager", "fp32", device)
+        for b in backends:
+            prec = precision
+            name = f"{b}/{prec}"
+            try:
+                r, kept = pipeline_run(clip, tdp / f"{b}.mp4", model, b, prec, device)
+                inf = inference_fps(model, b, prec, device, size)
+            except Exception as e:  # noqa: BLE001 - one failing backend must not end the comparison
+                rep["results"][name] = {"error": f"{type(e).__name__}: {e}"}
+                continue
+            q = [psnr(kept[i], ref[i]) for i in sorted(set(kept) & set(ref))]
+            rep["results"][name] = {
+                "pipeline_fps": r["fps"],
+                "speedup_vs_naive": r["fps"] / naive["fps"],
+                "inference_fps": inf["fps"],
+                "pipeline_over_inference": r["fps"] / inf["fps"],
+                "psnr_vs_eager_fp32_db": min(q) if q else None,
+                "frames_out": r["frames_out"],
+                "stages": r["stages"],
+            }
+    if live_seconds > 0:
+        rep["live"] = live_run(model, backends[0], precision, device, (640, 480), live_size, live_seconds)
+    if print_table:
+        print(f"model {model}  frames {frames} at {size[0]}x{size[1]}  device {device}")
+        print(f"naive loop (decode -> eager fp32 -> encode, 1 thread): {naive['fps']:.2f} fps")
+        print(f"{'backend':<16}{'pipeline fps':>14}{'x naive':>9}{'infer fps':>11}{'e2e/infer':>11}{'PSNR dB':>9}")
+        for name, r in rep["results"].items():
+            if "error" in r:
+                print(f"{name:<16}  {r['error']}")
+                continue
+            ps = r["psnr_vs_eager_fp32_db"]
+            print(f"{name:<16}{r['pipeline_fps']:>14.2f}{r['speedup_vs_naive']:>9.2f}{r['inference_fps']:>11.2f}"
+                  f"{r['pipeline_over_inference']:>11.2f}{(ps if ps is not None else float('nan')):>9.1f}")
+        if "live" in rep:
+            lv = rep["live"]
+            print(f"live synthetic 640x480@30 (internal {live_size or 'native'}): {lv['fps']:.1f} fps out, "
+                  f"dropped {lv['frames_dropped']}, latency p50 {lv.get('latency_ms_p50')} ms p95 {lv.get('latency_ms_p95')} ms")
+    return rep

@@ -1,0 +1,392 @@
+"""The ``rtstyle`` command: thin subcommands over the public API.
+
+Every user-facing failure (missing file, unknown model, no camera, unwritable output, missing
+optional dependency) ends as one ``rtstyle: error: ...`` line and a non-zero exit, never a
+traceback (``--debug`` shows it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "DEFAULT_MODEL"]
+
+log = logging.getLogger("rtstyle")
+
+DEFAULT_MODEL = "johnson.starry_night_lite"
+VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".flv", ".ts"}
+
+
+class CLIError(Exception):
+    """A one-line user error."""
+
+
+# --------------------------------------------------------------------------- shared options
+def _add_model_opts(p: argparse.ArgumentParser, multi: bool = False) -> None:
+    p.add_argument("--model", "-m", action="append" if multi else "store", default=None,
+                   help="registry name (see `rtstyle models`), checkpoint path (.pth/.safetensors), or family:PATH"
+                   + (". Repeat to give a cycle for next/previous-style controls" if multi else ""))
+    p.add_argument("--style", default=None, help="style image, for models that take one")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--size", type=_size, default=None,
+                   help="internal resolution: short side in pixels (240) or WxH (320x240); output keeps the input size")
+    g.add_argument("--scale", type=float, default=None, help="internal resolution as a factor of the input size")
+    p.add_argument("--backend", "-b", default="eager", help="eager | compiled | onnx | openvino | tensorrt (default eager)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
+    p.add_argument("--precision", default="fp32", help="fp32 | bf16 | fp16 | int8, as the backend supports (default fp32)")
+    p.add_argument("--crossfade", type=int, default=0, help="frames over which a style swap blends (default 0)")
+    p.add_argument("--report", type=Path, default=None, help="write a JSON run report here")
+
+
+def _size(text: str) -> int | tuple[int, int]:
+    try:
+        if "x" in text.lower():
+            w, h = text.lower().split("x")
+            return int(w), int(h)
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be N or WxH, got {text!r}") from None
+
+
+def _make_stylizer(args: argparse.Namespace, model: str, live: bool = False):
+    from .stylizer import Stylizer
+
+    size = args.size
+    if size is None and args.scale is None and live:
+        from .models import get_spec
+
+        try:
+            size = get_spec(model).default_size
+        except KeyError:
+            size = None
+    return Stylizer(model, backend=args.backend, device=args.device, precision=args.precision,
+                    size=size, scale=args.scale, style_image=args.style, crossfade=args.crossfade)
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import get_spec, list_models
+
+    names = list_models(args.pattern)
+    if args.json:
+        print(json.dumps([json.loads(get_spec(n).to_json()) for n in names], indent=2))
+        return 0
+    if not names:
+        print(f"no models match {args.pattern!r}")
+        return 1
+    rows = [(n, get_spec(n)) for n in names]
+    w = max(len(n) for n, _ in rows)
+    for n, s in rows:
+        style = "any image" if s.needs_style_image else ", ".join(s.styles) or "-"
+        print(f"{n:<{w}}  {s.family:<9} style: {style:<24} live size: {s.default_size or 'native'}  licence: {s.licence}")
+    return 0
+
+
+def _open_sinks(specs: Sequence[str], src_info: Any, allow_existing: bool = True) -> list:
+    from .io import open_sink
+
+    sinks = []
+    for spec in specs:
+        kw: dict[str, Any] = {}
+        suffix = Path(spec).suffix.lower()
+        if suffix in VIDEO_EXTS or spec.startswith(("udp://", "rtmp://", "vcam")):
+            kw["fps"] = src_info.fps or 30.0
+        if suffix in VIDEO_EXTS:
+            kw["time_base"] = src_info.extra.get("time_base")
+            if src_info.has_audio and src_info.path and not src_info.live:
+                kw["audio_from"] = src_info.path
+        sinks.append(open_sink(spec, **kw))
+    return sinks
+
+
+def cmd_stylize(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .io import open_source
+    from .pipeline import Pipeline, parse_schedule
+
+    model = (args.model or DEFAULT_MODEL)
+    schedule = parse_schedule(args.swap) if args.swap else []
+    out = str(args.output)
+    src = open_source(str(args.input))
+    with src:
+        info = src.info
+        if info.live:
+            raise CLIError(f"{args.input} is a live source; use `rtstyle live --source {args.input}`")
+        in_is_video = Path(str(args.input)).suffix.lower() not in {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"} and not Path(str(args.input)).is_dir()
+        if not in_is_video and Path(out).suffix.lower() in VIDEO_EXTS:
+            raise CLIError("image input needs an image file or folder as output (e.g. out.jpg or out_dir/)")
+        if in_is_video and Path(out).suffix.lower() not in VIDEO_EXTS:
+            raise CLIError(f"video input needs a video output ({', '.join(sorted(VIDEO_EXTS))}), got {out}")
+        stylizer = _make_stylizer(args, model)
+        sinks = _open_sinks([out], info)
+        bar = tqdm(total=info.frame_count, unit="frame", desc="stylize", disable=args.quiet, dynamic_ncols=True)
+        pipe = Pipeline(src, stylizer, sinks, schedule=schedule, max_frames=args.max_frames,
+                        on_frame=lambda f: bar.update(1))
+        try:
+            pipe.run()
+        finally:
+            bar.close()
+            stylizer.close()
+    rep = pipe.report(input=str(args.input), output=out)
+    if args.report:
+        pipe.write_report(args.report, input=str(args.input), output=out)
+    if not args.quiet:
+        print(f"wrote {out}: {rep['frames_out']} frames in {rep['wall_s']:.1f} s ({rep['fps']:.1f} fps)")
+    return 0
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from .control import ControlServer
+    from .io import open_source
+    from .pipeline import Pipeline
+
+    models = args.model or [DEFAULT_MODEL]
+    src = open_source(args.source)
+    with src:
+        stylizer = _make_stylizer(args, models[0], live=True)
+        sinks = _open_sinks(args.sink or ["window"], src.info)
+        pipe = Pipeline(src, stylizer, sinks, live=True, styles=models, max_frames=args.max_frames)
+        for m in models[1:]:  # warm the cycle in the background so hotkeys switch instantly
+            stylizer._executor.submit(stylizer.prepare, m)
+        ctl = ControlServer(pipe, args.control_port) if args.control_port is not None else None
+        if ctl:
+            ctl.__enter__()
+            print(f"control: http://127.0.0.1:{ctl.port}/status", file=sys.stderr)
+        try:
+            if args.duration:
+                pipe.start()
+                deadline = time.perf_counter() + args.duration
+                try:
+                    while pipe.running and time.perf_counter() < deadline:
+                        time.sleep(0.05)
+                finally:
+                    pipe.stop()
+                    pipe.wait(10)
+                    for s in pipe.sinks:
+                        s.close()
+                    if pipe._errors:
+                        raise pipe._errors[0]
+            else:
+                pipe.run()
+        finally:
+            if ctl:
+                ctl.__exit__(None, None, None)
+            stylizer.close()
+    rep = pipe.report(source=args.source)
+    if args.report:
+        pipe.write_report(args.report, source=args.source)
+    if not args.quiet:
+        print(f"live: {rep['frames_out']} frames out, {rep['frames_dropped']} dropped, {rep['fps']:.1f} fps, "
+              f"latency p50 {rep.get('latency_ms_p50', float('nan')):.0f} ms p95 {rep.get('latency_ms_p95', float('nan')):.0f} ms")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Stylise the bundled sample clip with the embedded default(s) and write a before/after grid."""
+    from importlib import resources
+
+    import numpy as np
+
+    from .io import open_source
+    from .models import list_models
+    from .grid import save_grid
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    with resources.as_file(resources.files("rtstyle.assets").joinpath("sample.mp4")) as sample:
+        ns = argparse.Namespace(input=sample, output=out / "demo.mp4", model=args.model or DEFAULT_MODEL, style=None,
+                                size=args.size, scale=None, backend=args.backend, device=args.device, precision="fp32",
+                                crossfade=0, report=out / "demo_report.json", swap=None, max_frames=None, quiet=args.quiet)
+        cmd_stylize(ns)
+        # before/after grid: sample frames x shipped styles
+        from .stylizer import Stylizer
+
+        with open_source(str(sample)) as src:
+            frames = [f.image for i, f in zip(range(60), src) if i in (0, 30, 59)]
+        models = list_models("johnson.*_lite") or [ns.model]
+        rows = []
+        for m in models:
+            st = Stylizer(m, backend=args.backend, device=args.device)
+            rows.append((m, [st.stylize(f) for f in frames]))
+            st.close()
+        save_grid(out / "demo_grid.jpg", frames, rows)
+    if not args.quiet:
+        print(f"wrote {out / 'demo.mp4'} and {out / 'demo_grid.jpg'}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.family == "johnson":
+        from .training.johnson import JohnsonTrainConfig, train_johnson
+
+        cfg = JohnsonTrainConfig(style=args.style, data=args.data, out=args.out, name=args.name, vgg=args.vgg,
+                                 steps=args.steps, batch=args.batch, size=args.size_, style_size=args.style_size,
+                                 width=args.width, n_res=args.n_res, lr=args.lr, content_weight=args.content_weight,
+                                 style_weight=args.style_weight, tv_weight=args.tv_weight,
+                                 checkpoint_every=args.checkpoint_every, preview_every=args.preview_every,
+                                 preview=args.preview, seed=args.seed, device=args.device, amp=args.amp)
+        for p, what in ((args.style, "style image"), (args.data, "data folder")):
+            if not Path(p).exists():
+                raise CLIError(f"{what} not found: {p}")
+        path = train_johnson(cfg, progress=not args.quiet)
+        print(f"wrote {path}")
+        return 0
+    raise CLIError(f"unknown family {args.family!r}")
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from .weights import cache_dir, import_weights, list_weights
+
+    if args.action == "list":
+        for w in list_weights():
+            where = f"{w.path}  [{w.origin}]" if w.path else "not found"
+            print(f"{w.key:<24} {where}")
+        print(f"(search order: explicit path, $RTSTYLE_WEIGHTS, {cache_dir()}, torchvision cache for vgg16)")
+        return 0
+    if not args.path:
+        raise CLIError("`rtstyle weights import` needs a PATH (a weights folder or one file)")
+    for p in import_weights(args.path):
+        print(f"imported {p}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    rep = run_bench(model=args.model or DEFAULT_MODEL, backends=args.backends.split(","), size=args.size or (640, 480),
+                    frames=args.frames, device=args.device, precision=args.precision, live_seconds=args.live_seconds,
+                    live_size=args.live_size)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rep, indent=2) + "\n")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="rtstyle", description="Real-time neural style transfer for webcams, video files and streams.")
+    p.add_argument("--version", action="version", version=f"rtstyle {__version__}")
+    p.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("stylize", help="stylise an image, a folder of images or a video file")
+    s.add_argument("input", help="image, folder of images, or video file")
+    s.add_argument("-o", "--output", required=True, help="output image, folder, or video (audio is copied)")
+    _add_model_opts(s)
+    s.add_argument("--swap", default=None, help="style schedule, e.g. 5s=johnson.wave_lite,12s=johnson.starry_night_lite")
+    s.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    s.set_defaults(func=cmd_stylize)
+
+    s = sub.add_parser("live", help="live stylisation from a camera, stream or the synthetic source")
+    s.add_argument("--source", default="cam:0", help="cam:N, /dev/videoN, URL, synthetic[:WxH@FPS] or a file (default cam:0)")
+    s.add_argument("--sink", action="append", help="window, vcam[:DEVICE], udp://..., rtmp://..., or a file; repeatable (default window)")
+    _add_model_opts(s, multi=True)
+    s.add_argument("--control-port", type=int, default=None, help="serve controls on 127.0.0.1:PORT (0: any free port)")
+    s.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    s.add_argument("--max-frames", type=int, default=None, help="stop after N frames read")
+    s.set_defaults(func=cmd_live)
+
+    s = sub.add_parser("models", help="list the registered models")
+    s.add_argument("pattern", nargs="?", default="*")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("demo", help="stylise the bundled sample clip with the embedded default model")
+    s.add_argument("-o", "--output", default="rtstyle-demo", help="output folder (default ./rtstyle-demo)")
+    s.add_argument("--model", "-m", default=None)
+    s.add_argument("--size", type=_size, default=None)
+    s.add_argument("--backend", "-b", default="eager")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("train", help="train a model")
+    tsub = s.add_subparsers(dest="family", required=True, metavar="FAMILY")
+    t = tsub.add_parser("johnson", help="a Johnson transform net for one style image")
+    t.add_argument("--style", required=True)
+    t.add_argument("--data", required=True, help="folder of content photos")
+    t.add_argument("--out", required=True, help="run folder (checkpoint, previews, final .safetensors); rerun to resume")
+    t.add_argument("--name", default=None, help="registry name, default johnson.<style stem>")
+    t.add_argument("--vgg", default=None, help="VGG16 weights (default: $RTSTYLE_WEIGHTS, the user cache, torchvision's cache)")
+    t.add_argument("--steps", type=int, default=2000)
+    t.add_argument("--batch", type=int, default=4)
+    t.add_argument("--size", dest="size_", type=int, default=256, help="training crop size")
+    t.add_argument("--style-size", type=int, default=384, help="longer side of the style image")
+    t.add_argument("--width", type=int, default=32, help="base channels (32 = paper; 8 = lite real-time)")
+    t.add_argument("--n-res", type=int, default=5)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--content-weight", type=float, default=1e5)
+    t.add_argument("--style-weight", type=float, default=1e10)
+    t.add_argument("--tv-weight", type=float, default=0.0)
+    t.add_argument("--checkpoint-every", type=int, default=100)
+    t.add_argument("--preview-every", type=int, default=200)
+    t.add_argument("--preview", default=None, help="image to preview on")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--amp", default="auto", help="auto | bf16 | fp16 | off")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("weights", help="third-party weights: where they are found, import into the cache")
+    s.add_argument("action", choices=["list", "import"])
+    s.add_argument("path", nargs="?")
+    s.set_defaults(func=cmd_weights)
+
+    s = sub.add_parser("bench", help="compare a naive loop, the pipeline and backends on the same frames")
+    s.add_argument("--model", "-m", default=None)
+    s.add_argument("--backends", default="eager", help="comma-separated backends to compare (default eager)")
+    s.add_argument("--size", type=_size, default=None, help="WxH of the benchmark frames (default 640x480)")
+    s.add_argument("--frames", type=int, default=30)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--precision", default="fp32")
+    s.add_argument("--live-seconds", type=float, default=0.0, help="also run the synthetic live source this long")
+    s.add_argument("--live-size", type=int, default=None, help="internal short side for the live run")
+    s.add_argument("--json", default=None)
+    s.set_defaults(func=cmd_bench)
+    return p
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .backends.base import BackendUnavailableError
+    from .io.base import IOErrorBase
+    from .models._registry import UnknownModelError
+    from .weights import WeightNotFoundError
+
+    return (CLIError, FileNotFoundError, NotADirectoryError, PermissionError, UnknownModelError, IOErrorBase,
+            BackendUnavailableError, WeightNotFoundError, ValueError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rtstyle`` command. Returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("rtstyle: interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as e:
+        if args.debug:
+            raise
+        msg = str(e) or type(e).__name__
+        print(f"rtstyle: error: {msg.splitlines()[0]}", file=sys.stderr)
+        return 1
+    except RuntimeError as e:  # e.g. errors raised from libraries inside stages
+        if args.debug:
+            raise
+        print(f"rtstyle: error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

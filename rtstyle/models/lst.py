@@ -1,0 +1,219 @@
+"""Normalised-VGG19 encoders and their reconstruction decoders (Li et al. 2019, LinearStyleTransfer).
+
+The encoders stop at ``relu1_1`` (level 11), ``relu2_1`` (21) or ``relu3_1`` (31); each decoder
+inverts the encoder of its level. They are the building blocks of feature-space arbitrary style
+transfer (style-swap, AdaIN, WCT, linear transforms): encode content and style, transform the
+content features, decode.
+
+Layout (LinearStyleTransfer key names; reflection padding 1 before every 3x3 conv, ReLU after it):
+
+* encoder ``conv1`` 1x1 3->3 (folds the Caffe RGB->BGR, x255 and mean subtraction into the net,
+  so the input is plain RGB in [0, 1]), ``conv2`` 3->64 [relu1_1], ``conv3`` 64->64, max-pool,
+  ``conv4`` 64->128 [relu2_1], ``conv5`` 128->128, max-pool, ``conv6`` 128->256 [relu3_1].
+* decoders mirror it, numbering on from the encoder: level 31 ``conv7`` 256->128, up x2 (nearest),
+  ``conv8`` 128->128, ``conv9`` 128->64, up x2, ``conv10`` 64->64, ``conv11`` 64->3 (no ReLU);
+  level 21 ``conv5`` 128->64, up x2, ``conv6`` 64->64, ``conv7`` 64->3; level 11 ``conv3`` 64->3.
+
+The encoder of a shallower level is a prefix of a deeper one with the same key names, so
+``load_encoder(21, path=<vgg_r31.pth>)`` builds the relu2_1 encoder out of the relu3_1 file.
+
+Weights are third-party (BSD-2) and never shipped: they are found with
+:func:`rtstyle.weights.resolve_weight` (``lst/vgg_r31``, ``lst/dec_r31``, ...).
+
+Input contract: RGB in [0, 1], no mean/std, ``(N, 3, H, W)``; H and W multiples of 4 (level 31)
+or 2 (level 21) for an exact size round trip (pooling floors odd sizes).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..weights import resolve_weight
+
+__all__ = ["LEVELS", "LSTDecoder", "LSTEncoder", "LSTLayoutError", "load_decoder", "load_encoder"]
+
+log = logging.getLogger(__name__)
+_M = TypeVar("_M", bound=nn.Module)
+
+#: Supported levels: relu1_1, relu2_1, relu3_1.
+LEVELS: tuple[int, ...] = (11, 21, 31)
+
+# (key, in, out, pool_before) of the full relu3_1 encoder; shallower levels take a prefix.
+_ENC: tuple[tuple[str, int, int, bool], ...] = (
+    ("conv2", 3, 64, False),
+    ("conv3", 64, 64, False),
+    ("conv4", 64, 128, True),
+    ("conv5", 128, 128, False),
+    ("conv6", 128, 256, True),
+)
+_ENC_LAST = {11: "conv2", 21: "conv4", 31: "conv6"}
+# (key, in, out, upsample_before) per decoder level; the last conv has no ReLU.
+_DEC: dict[int, tuple[tuple[str, int, int, bool], ...]] = {
+    31: (("conv7", 256, 128, False), ("conv8", 128, 128, True), ("conv9", 128, 64, False),
+         ("conv10", 64, 64, True), ("conv11", 64, 3, False)),
+    21: (("conv5", 128, 64, False), ("conv6", 64, 64, True), ("conv7", 64, 3, False)),
+    11: (("conv3", 64, 3, False),),
+}
+_CHANNELS = {11: 64, 21: 128, 31: 256}
+
+
+class LSTLayoutError(ValueError):
+    """A weight file is readable but is not the LinearStyleTransfer layout of the requested level."""
+
+
+def _check_level(level: int) -> int:
+    level = int(level)
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS} (relu1_1, relu2_1, relu3_1), got {level}")
+    return level
+
+
+def _conv3(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    # Reflection padding (as the pretrained nets were trained with) rather than zero padding:
+    # zero padding darkens the borders of the reconstruction.
+    return conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+
+
+class LSTEncoder(nn.Module):
+    """Normalised-VGG19 encoder up to ``relu{level}``.
+
+    Args:
+        level: 11, 21 or 31.
+
+    Shape:
+        ``(N, 3, H, W)`` RGB in [0, 1] -> ``(N, C, H / 2^k, W / 2^k)`` with ``C = 64, 128, 256`` and
+        ``k = 0, 1, 2`` for levels 11, 21, 31.
+    """
+
+    def __init__(self, level: int = 31) -> None:
+        super().__init__()
+        self.level = _check_level(level)
+        self.out_channels = _CHANNELS[self.level]
+        self.conv1 = nn.Conv2d(3, 3, 1)
+        self._layers: list[tuple[str, bool]] = []
+        for key, cin, cout, pool in _ENC:
+            self.add_module(key, nn.Conv2d(cin, cout, 3))
+            self._layers.append((key, pool))
+            if key == _ENC_LAST[self.level]:
+                break
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every ``reluN_1`` activation up to the encoder's level, keyed ``"r11"``, ``"r21"``, ``"r31"``.
+
+        Multi-level methods (WCT, multi-level AdaIN) take their taps from one pass.
+        """
+        taps = {"conv2": "r11", "conv4": "r21", "conv6": "r31"}
+        out: dict[str, torch.Tensor] = {}
+        h = self.conv1(x)
+        for key, pool in self._layers:
+            if pool:
+                h = F.max_pool2d(h, 2, 2)
+            h = F.relu(_conv3(h, getattr(self, key)))
+            if key in taps:
+                out[taps[key]] = h
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)[f"r{self.level}"]
+
+
+class LSTDecoder(nn.Module):
+    """Decoder inverting :class:`LSTEncoder` of the same level.
+
+    Args:
+        level: 11, 21 or 31.
+
+    Shape:
+        ``(N, C, h, w)`` -> ``(N, 3, h * 2^k, w * 2^k)``, RGB roughly in [0, 1] (not clamped).
+    """
+
+    def __init__(self, level: int = 31) -> None:
+        super().__init__()
+        self.level = _check_level(level)
+        self.in_channels = _CHANNELS[self.level]
+        self._layers: list[tuple[str, bool]] = []
+        for key, cin, cout, up in _DEC[self.level]:
+            self.add_module(key, nn.Conv2d(cin, cout, 3))
+            self._layers.append((key, up))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        last = len(self._layers) - 1
+        for i, (key, up) in enumerate(self._layers):
+            if up:
+                h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+            h = _conv3(h, getattr(self, key))
+            if i != last:
+                h = F.relu(h)
+        return h
+
+
+def _read(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError) as e:
+        raise ValueError(f"{path}: cannot read weights ({type(e).__name__}: {e})") from None
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path}: not a state dict")
+    return obj
+
+
+def _load_into(net: nn.Module, sd: dict[str, torch.Tensor], path: Path, what: str) -> None:
+    own = net.state_dict()
+    missing = [k for k in own if k not in sd]
+    if missing:
+        raise LSTLayoutError(
+            f"{path}: not a LinearStyleTransfer {what} (missing {missing[:4]}; the file has "
+            f"{sorted(sd)[:6]}). Expected keys {sorted(own)[:6]}..."
+        )
+    bad = [k for k in own if tuple(sd[k].shape) != tuple(own[k].shape)]
+    if bad:
+        k = bad[0]
+        raise LSTLayoutError(f"{path}: {what} key {k} has shape {tuple(sd[k].shape)}, expected {tuple(own[k].shape)}")
+    # Extra keys are fine: a deeper encoder's file holds a shallower one as a prefix.
+    net.load_state_dict({k: sd[k] for k in own})
+
+
+def load_encoder(level: int = 31, path: str | Path | None = None) -> LSTEncoder:
+    """Load the pretrained normalised-VGG19 encoder of ``level``.
+
+    Args:
+        level: 11, 21 or 31.
+        path: explicit weight file (may also be a deeper level's file, e.g. ``vgg_r31.pth`` for
+            level 21); otherwise ``lst/vgg_r{level}`` is resolved through ``$RTSTYLE_WEIGHTS`` and
+            the user cache.
+
+    Returns:
+        The encoder in eval mode with gradients disabled.
+
+    Raises:
+        WeightNotFoundError: no weight file found.
+        LSTLayoutError: the file is not this layout (wrong keys or shapes).
+    """
+    level = _check_level(level)
+    file = resolve_weight(f"lst/vgg_r{level}", explicit=path)
+    net = LSTEncoder(level)
+    _load_into(net, _read(file), file, f"relu{level // 10}_1 encoder")
+    log.info("LST encoder r%d from %s", level, file)
+    return _frozen(net)
+
+
+def load_decoder(level: int = 31, path: str | Path | None = None) -> LSTDecoder:
+    """Load the pretrained decoder of ``level`` (see :func:`load_encoder` for the arguments)."""
+    level = _check_level(level)
+    file = resolve_weight(f"lst/dec_r{level}", explicit=path)
+    net = LSTDecoder(level)
+    _load_into(net, _read(file), file, f"relu{level // 10}_1 decoder")
+    log.info("LST decoder r%d from %s", level, file)
+    return _frozen(net)
+
+
+def _frozen(net: _M) -> _M:
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net.eval()

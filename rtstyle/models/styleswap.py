@@ -1,0 +1,238 @@
+"""Style-swap (Chen & Schmidt 2016, "Fast Patch-based Style Transfer of Arbitrary Style").
+
+Every ``k x k`` patch of the content's relu3_1 features is replaced by the style patch with the
+highest normalised cross-correlation, overlapping patches are averaged, and the result is
+decoded back to an image. Everything is convolutions, so the whole swap is one graph whose style
+input is an explicit tensor (the style patches):
+
+1. ``encode_style``: style image -> relu3_1 features -> all ``k x k`` patches (stride
+   ``patch_stride``) as conv filters ``(L, C, k, k)``, plus the same filters divided by their
+   L2 norm.
+2. ``forward``: ``conv2d(content_features, normalised_patches)`` gives, per content position and
+   style patch, the cross-correlation with the unit-norm style patch; the content patch norm is
+   the same for every style patch, so the channel argmax is the NCC argmax. A one-hot of it goes
+   through ``conv_transpose2d`` with the *unnormalised* patches (pasting the chosen patches), and
+   is divided by ``conv_transpose2d(one_hot, ones)`` (how many patches cover each position).
+
+Cost and the choice made here: the matching conv costs ``2 * N * L * C * k^2`` FLOPs (N content
+positions, L style patches, C = 256), which is what limits speed on a CPU. The style image is
+therefore resized so its longer side is at most ``max_style_side`` (256 px: a 64x64 relu3_1 map),
+and patches are sampled with the smallest stride that keeps ``L <= max_patches`` (1024 by default;
+with k = 3 a stride of 2 still covers every style position). Set ``max_patches=None`` and
+``patch_stride=1`` for the paper's exhaustive matching. The pasting step has an exact cheaper
+equivalent (gather the chosen patches and ``fold`` them), selected with ``swap_impl="gather"``;
+the default ``"conv"`` is the paper's all-convolution form, which exports to ONNX unchanged.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._registry import register_model
+from ._spec import ModelSpec
+from .lst import LSTDecoder, LSTEncoder, load_decoder, load_encoder
+
+__all__ = ["StyleSwapNet", "extract_patches", "normalise_patches", "style_swap"]
+
+log = logging.getLogger(__name__)
+
+_EPS = 1e-8
+
+
+def extract_patches(features: torch.Tensor, patch_size: int, stride: int = 1) -> torch.Tensor:
+    """All ``patch_size`` x ``patch_size`` patches of a feature map, as conv filters.
+
+    Shape:
+        features: ``(1, C, H, W)`` -> ``(L, C, k, k)`` with
+        ``L = (floor((H - k) / stride) + 1) * (floor((W - k) / stride) + 1)``, row-major order.
+    """
+    if features.dim() != 4 or features.shape[0] != 1:
+        raise ValueError(f"features must be (1, C, H, W), got {tuple(features.shape)}")
+    _, c, h, w = features.shape
+    k = int(patch_size)
+    if h < k or w < k:
+        raise ValueError(f"feature map {h}x{w} is smaller than the patch size {k}")
+    cols = F.unfold(features, kernel_size=k, stride=int(stride))  # (1, C*k*k, L)
+    return cols[0].t().reshape(-1, c, k, k).contiguous()
+
+
+def normalise_patches(patches: torch.Tensor) -> torch.Tensor:
+    """Each patch divided by its L2 norm (all-zero patches stay zero)."""
+    norm = patches.flatten(1).norm(dim=1).clamp_min(_EPS)
+    return patches / norm.view(-1, 1, 1, 1)
+
+
+def style_swap(
+    content: torch.Tensor,
+    patches: torch.Tensor,
+    normalised: torch.Tensor | None = None,
+    impl: str = "conv",
+) -> torch.Tensor:
+    """Replace every content patch by its best-matching (max NCC) style patch, averaging overlaps.
+
+    Args:
+        content: content features ``(N, C, H, W)``, ``H, W >= k``.
+        patches: style patches ``(L, C, k, k)`` from :func:`extract_patches`.
+        normalised: ``normalise_patches(patches)`` if precomputed (saves work per frame).
+        impl: ``"conv"`` (one-hot + transposed conv, the paper's form) or ``"gather"``
+            (same result: gather the chosen patches and fold them; cheaper for many patches).
+
+    Returns:
+        Swapped features, same shape as ``content``.
+    """
+    if content.dim() != 4 or patches.dim() != 4 or content.shape[1] != patches.shape[1]:
+        raise ValueError(f"content (N, C, H, W) and patches (L, C, k, k) must share C; got "
+                         f"{tuple(content.shape)} and {tuple(patches.shape)}")
+    k = patches.shape[-1]
+    if normalised is None:
+        normalised = normalise_patches(patches)
+    scores = F.conv2d(content, normalised)  # (N, L, H-k+1, W-k+1)
+    best = scores.argmax(dim=1)  # (N, H', W')
+    n_patches = patches.shape[0]
+    if impl == "conv":
+        one_hot = F.one_hot(best, n_patches).permute(0, 3, 1, 2).to(content.dtype)
+        pasted = F.conv_transpose2d(one_hot, patches)
+        # Overlap count: how many k x k windows cover each position (border-dependent).
+        count = F.conv_transpose2d(one_hot, torch.ones_like(patches[:, :1]))
+    elif impl == "gather":
+        n, _, hh, ww = scores.shape
+        cols = patches.flatten(1)[best.flatten()]  # (N*H'*W', C*k*k)
+        cols = cols.view(n, hh * ww, -1).transpose(1, 2)
+        size = (content.shape[2], content.shape[3])
+        pasted = F.fold(cols, size, kernel_size=k)
+        count = F.fold(torch.ones_like(cols[:1, :1].expand(1, k * k, hh * ww)), size, kernel_size=k)
+    else:
+        raise ValueError(f"impl must be 'conv' or 'gather', got {impl!r}")
+    return pasted / count.clamp_min(1.0)
+
+
+class StyleSwapNet(nn.Module):
+    """Style-swap at relu3_1 between the pretrained normalised-VGG19 encoder and its decoder.
+
+    Args:
+        encoder: relu3_1 :class:`~rtstyle.models.lst.LSTEncoder`.
+        decoder: relu3_1 :class:`~rtstyle.models.lst.LSTDecoder`.
+        patch_size: style patch size ``k`` (3 in the paper; larger keeps bigger style structures).
+        patch_stride: minimum stride when sampling style patches.
+        max_style_side: the style image is downscaled so its longer side is at most this.
+        max_patches: upper bound on the patch count (the stride grows to meet it); ``None``: no bound.
+        swap_impl: ``"conv"`` or ``"gather"`` (see :func:`style_swap`).
+
+    Shape:
+        content ``(1, 3, H, W)`` RGB in [0, 1], H and W multiples of 4 -> ``(1, 3, H, W)`` in ~[0, 1].
+    """
+
+    def __init__(
+        self,
+        encoder: LSTEncoder,
+        decoder: LSTDecoder,
+        patch_size: int = 3,
+        patch_stride: int = 1,
+        max_style_side: int | None = 256,
+        max_patches: int | None = 1024,
+        swap_impl: str = "conv",
+    ) -> None:
+        super().__init__()
+        if encoder.level != decoder.level:
+            raise ValueError(f"encoder level {encoder.level} and decoder level {decoder.level} differ")
+        if int(patch_size) < 1:
+            raise ValueError(f"patch_size must be >= 1, got {patch_size}")
+        if int(patch_stride) < 1:
+            raise ValueError(f"patch_stride must be >= 1, got {patch_stride}")
+        if swap_impl not in ("conv", "gather"):
+            raise ValueError(f"swap_impl must be 'conv' or 'gather', got {swap_impl!r}")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.patch_size = int(patch_size)
+        self.patch_stride = int(patch_stride)
+        self.max_style_side = max_style_side
+        self.max_patches = max_patches
+        self.swap_impl = swap_impl
+
+    def _stride_for(self, h: int, w: int) -> int:
+        k, s = self.patch_size, self.patch_stride
+        if self.max_patches is None:
+            return s
+        while ((h - k) // s + 1) * ((w - k) // s + 1) > self.max_patches and s < max(h, w):
+            s += 1
+        return s
+
+    @torch.no_grad()
+    def encode_style(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Style image -> ``(patches, normalised_patches)``, both ``(L, 256, k, k)``.
+
+        Args:
+            style: ``(1, 3, H, W)`` RGB in [0, 1].
+        """
+        if style.dim() != 4 or style.shape[:2] != (1, 3):
+            raise ValueError(f"style must be (1, 3, H, W) RGB in [0, 1], got {tuple(style.shape)}")
+        h, w = style.shape[-2:]
+        if self.max_style_side is not None and max(h, w) > self.max_style_side:
+            s = self.max_style_side / max(h, w)
+            size = (max(4 * self.patch_size, round(h * s)), max(4 * self.patch_size, round(w * s)))
+            style = F.interpolate(style, size=size, mode="bilinear", align_corners=False, antialias=True)
+        feats = self.encoder(style)
+        fh, fw = feats.shape[-2:]
+        if min(fh, fw) < self.patch_size:
+            raise ValueError(f"style image {w}x{h} is too small for patch size {self.patch_size} "
+                             f"(relu3_1 map {fw}x{fh}); use a larger style image")
+        stride = self._stride_for(fh, fw)
+        patches = extract_patches(feats, self.patch_size, stride)
+        log.debug("style-swap: %d patches of %dx%d from a %dx%d relu3_1 map (stride %d)",
+                  patches.shape[0], self.patch_size, self.patch_size, fw, fh, stride)
+        return patches, normalise_patches(patches)
+
+    def forward(self, content: torch.Tensor, patches: torch.Tensor, normalised: torch.Tensor | None = None) -> torch.Tensor:
+        feats = self.encoder(content)
+        if min(feats.shape[-2:]) < self.patch_size:
+            raise ValueError(f"content {tuple(content.shape[-2:])} is too small for patch size {self.patch_size}")
+        swapped = style_swap(feats, patches, normalised, impl=self.swap_impl)
+        return self.decoder(swapped)
+
+
+_SPEC = ModelSpec(
+    name="styleswap.r31",
+    family="styleswap",
+    description="arbitrary style by patch swap at relu3_1 (Chen & Schmidt 2016); needs --style IMG",
+    input_range=(0.0, 1.0),
+    output_range=(0.0, 1.0),
+    size_multiple=4,
+    needs_style_image=True,
+    default_size=256,
+    licence="BSD-2 (LinearStyleTransfer encoder/decoder; weights are third-party, not shipped)",
+    weights="lst/vgg_r31.pth + lst/dec_r31.pth",
+    extra={"patch_size": 3, "max_style_side": 256, "max_patches": 1024, "layer": "relu3_1"},
+)
+
+
+@register_model(_SPEC)
+def _styleswap_r31(
+    spec: ModelSpec,
+    *,
+    patch_size: int = 3,
+    patch_stride: int = 1,
+    max_style_side: int | None = 256,
+    max_patches: int | None = 1024,
+    swap_impl: str = "conv",
+    encoder_path: str | Path | None = None,
+    decoder_path: str | Path | None = None,
+    **unknown: Any,
+) -> nn.Module:
+    """Build ``styleswap.r31``; weights resolved by :func:`rtstyle.weights.resolve_weight`."""
+    if unknown:
+        raise TypeError(f"styleswap.r31: unknown options {sorted(unknown)}; known: patch_size, patch_stride, "
+                        "max_style_side, max_patches, swap_impl, encoder_path, decoder_path")
+    net = StyleSwapNet(load_encoder(31, encoder_path), load_decoder(31, decoder_path), patch_size=patch_size,
+                       patch_stride=patch_stride, max_style_side=max_style_side, max_patches=max_patches,
+                       swap_impl=swap_impl)
+    extra = dict(spec.extra, patch_size=int(patch_size), patch_stride=int(patch_stride),
+                 max_style_side=max_style_side, max_patches=max_patches)
+    net.spec = replace(spec, extra=extra)  # type: ignore[attr-defined]
+    return net
+

@@ -1,0 +1,442 @@
+"""Pipeline(source, stylizer, sinks): overlapped stages with bounded queues.
+
+Three threads: **read** (decode/capture) -> **stylize** (preprocess, inference, postprocess) ->
+**write** (every sink). Heavy work in each stage (FFmpeg decode/encode, OpenCV resize, PyTorch /
+ONNX Runtime / OpenVINO kernels) releases the GIL, so the stages really run at once.
+
+Two semantics, chosen from the source:
+
+* **live** (camera, stream, synthetic live): between stages sits a one-slot "latest" buffer;
+  a newer frame replaces an unconsumed one, which is counted as dropped. Latency never builds up.
+* **file**: bounded blocking queues; no frame is ever dropped or duplicated, order and
+  timestamps are kept. Lossy sinks (a preview window) may skip frames without slowing the rest.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .frame import Frame
+from .io.base import Sink, Source
+from .stats import RunStats
+from .stylizer import ModelLike, StyleState, Stylizer
+
+__all__ = ["Pipeline", "ScheduledSwap", "parse_schedule"]
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+class _Latest:
+    """One-slot buffer: ``put`` replaces an unread item (returns True when it dropped one).
+
+    ``put(_END)`` marks the end without discarding an unread frame: ``get`` returns that frame
+    first, then ``_END``.
+    """
+
+    def __init__(self) -> None:
+        self._item: Any = None
+        self._has = False
+        self._ended = False
+        self._cv = threading.Condition()
+
+    def put(self, item: Any) -> bool:
+        with self._cv:
+            if item is _END:
+                self._ended = True
+                self._cv.notify()
+                return False
+            dropped = self._has
+            self._item, self._has = item, True
+            self._cv.notify()
+            return dropped
+
+    def get(self, timeout: float | None = None) -> Any:
+        with self._cv:
+            if not self._cv.wait_for(lambda: self._has or self._ended, timeout):
+                raise queue.Empty
+            if not self._has:
+                return _END
+            item, self._item, self._has = self._item, None, False
+            return item
+
+
+class _Bounded:
+    def __init__(self, size: int) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=size)
+
+    def put(self, item: Any, stop: threading.Event) -> bool:
+        while not stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self, timeout: float | None = None) -> Any:
+        return self._q.get(timeout=timeout)
+
+
+@dataclass(frozen=True)
+class ScheduledSwap:
+    """Switch to ``model`` at presentation time ``at_s`` (seconds) or frame ``at_frame``."""
+
+    model: str
+    at_s: float | None = None
+    at_frame: int | None = None
+    style_image: str | None = None
+
+    def due(self, frame: Frame, fps: float) -> bool:
+        if self.at_frame is not None:
+            return frame.index >= self.at_frame
+        t = frame.pts if frame.pts is not None else (frame.index / fps if fps else None)
+        return t is not None and self.at_s is not None and t >= self.at_s - 1e-6
+
+
+def parse_schedule(text: str) -> list[ScheduledSwap]:
+    """Parse ``"5s=johnson.wave,12.5s=johnson.starry_night_lite,#300=other"``.
+
+    ``Ns`` is a time in seconds; ``#N`` (or a bare integer) is a frame index.
+    """
+    out: list[ScheduledSwap] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        when, sep, model = part.partition("=")
+        if not sep or not model:
+            raise ValueError(f"bad swap entry {part!r}: expected TIME=MODEL, e.g. 5s=johnson.wave_lite")
+        when = when.strip()
+        try:
+            if when.endswith("s"):
+                out.append(ScheduledSwap(model.strip(), at_s=float(when[:-1])))
+            else:
+                out.append(ScheduledSwap(model.strip(), at_frame=int(when.lstrip("#f"))))
+        except ValueError:
+            raise ValueError(f"bad swap time {when!r}: use seconds like 5s or a frame like #120") from None
+    return sorted(out, key=lambda s: (s.at_s if s.at_s is not None else float("inf"), s.at_frame or 0))
+
+
+class Pipeline:
+    """Run frames from a source through a stylizer into sinks, stages overlapped.
+
+    Args:
+        source: where frames come from (its ``info.live`` picks live vs file semantics).
+        stylizer: the :class:`Stylizer` (its style may be swapped while running).
+        sinks: one or more sinks; each receives every frame (file) or the latest (live).
+        live: override the source's semantics.
+        queue_size: depth of the bounded queues in file mode.
+        schedule: style swaps at given times/frames (file jobs: exact frame, nothing dropped).
+        styles: the cycle used by next/previous-style hotkeys and the control endpoint.
+        max_frames: stop after this many frames read.
+        on_frame: called in the writer thread with every output frame (progress bars, tests).
+
+    Use ``run()`` (blocking; Ctrl-C stops cleanly and finalises the sinks) or ``start()`` /
+    ``stop()`` / ``wait()``.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        stylizer: Stylizer,
+        sinks: Sequence[Sink] | Sink = (),
+        *,
+        live: bool | None = None,
+        queue_size: int = 8,
+        schedule: Sequence[ScheduledSwap] = (),
+        styles: Sequence[str] = (),
+        max_frames: int | None = None,
+        on_frame: Callable[[Frame], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.stylizer = stylizer
+        self.sinks: list[Sink] = [sinks] if isinstance(sinks, Sink) else list(sinks)
+        self.live = bool(source.info.live if live is None else live)
+        self.schedule = list(schedule)
+        self.styles = list(styles)
+        self.max_frames = max_frames
+        self.on_frame = on_frame
+        self.stats = RunStats()
+        self.paused = threading.Event()
+        self._stop = threading.Event()  # stop reading (Ctrl-C, quit key, max_frames)
+        self._abort = threading.Event()  # a stage failed: everything stops now
+        self._reading_done = threading.Event()
+        self._errors: list[BaseException] = []
+        self._threads: list[threading.Thread] = []
+        if self.live:
+            self._q_in: Any = _Latest()
+            self._q_out: Any = _Latest()
+        else:
+            self._q_in = _Bounded(queue_size)
+            self._q_out = _Bounded(queue_size)
+        self._pending: list[tuple[ScheduledSwap, Future[StyleState]]] = []
+        self._style_idx = 0
+        if source.info.width and source.info.height:
+            stylizer.set_frame_size(source.info.width, source.info.height)
+        for s in self.sinks:
+            s.bind(self)
+
+    # ------------------------------------------------------------------ controls (any thread)
+    def swap(self, model: ModelLike | None = None, *, style_image: Any = None, crossfade: int | None = None) -> "Future[StyleState]":
+        """Switch style while running; takes effect on a frame boundary once prepared."""
+        return self.stylizer.set_style(model, style_image=style_image, crossfade=crossfade)
+
+    def next_style(self) -> None:
+        self._cycle(+1)
+
+    def previous_style(self) -> None:
+        self._cycle(-1)
+
+    def _cycle(self, step: int) -> None:
+        if not self.styles:
+            log.info("no style list to cycle through (pass several --model values)")
+            return
+        self._style_idx = (self._style_idx + step) % len(self.styles)
+        self.swap(self.styles[self._style_idx])
+
+    def toggle_pause(self) -> None:
+        if self.paused.is_set():
+            self.paused.clear()
+        else:
+            self.paused.set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    # ------------------------------------------------------------------ stages
+    def _fail(self, e: BaseException) -> None:
+        self._errors.append(e)
+        self._abort.set()
+        self._stop.set()
+
+    def _reader(self) -> None:
+        st = self.stats
+        try:
+            while not self._stop.is_set():
+                if self.max_frames is not None and st.frames_in >= self.max_frames:
+                    break
+                t0 = time.perf_counter()
+                frame = self.source.read()
+                if frame is None:
+                    break
+                st.stages["read"].add(time.perf_counter() - t0)
+                st.frames_in += 1
+                if self.live:
+                    if self._q_in.put(frame):
+                        st.drop()
+                elif not self._q_in.put(frame, self._abort):
+                    break
+        except BaseException as e:  # noqa: BLE001 - re-raised from run()
+            self._fail(e)
+        finally:
+            self._reading_done.set()
+            if self.live:
+                self._q_in.put(_END)
+            else:
+                self._q_in.put(_END, self._abort)
+
+    def _apply_schedule(self, frame: Frame) -> None:
+        fps = self.source.info.fps
+        for item in list(self._pending):
+            sw, fut = item
+            if sw.due(frame, fps):
+                state = fut.result()  # file mode: wait rather than drop; prepared in advance
+                self.stylizer.activate(state)
+                self._pending.remove(item)
+                log.info("frame %d: switched to %s", frame.index, state.name)
+
+    _STOP_WORKER = object()
+
+    def _next_input(self) -> Any:
+        """Next frame, ``_END``, or ``_STOP_WORKER`` when the worker must quit now."""
+        while True:
+            try:
+                return self._q_in.get(timeout=0.1)
+            except queue.Empty:
+                if self._abort.is_set() or (self._stop.is_set() and self.live):
+                    return self._STOP_WORKER
+
+    def _emit(self, out: Frame) -> bool:
+        st = self.stats
+        st.stages["preprocess"].add(out.meta["t_pre"])
+        st.stages["inference"].add(out.meta["t_infer"])
+        st.stages["postprocess"].add(out.meta["t_post"])
+        if self.live:
+            if self._q_out.put(out):
+                st.drop()
+            return not self._stop.is_set()
+        return self._q_out.put(out, self._abort)
+
+    def _worker(self) -> None:
+        try:
+            if self.stylizer.device.type == "cuda" and self.stylizer.temporal is None:
+                self._worker_cuda()
+                return
+            while True:
+                item = self._next_input()
+                if item is _END or item is self._STOP_WORKER:
+                    break
+                frame: Frame = item
+                if self.paused.is_set() and self.live:
+                    self.stats.drop()
+                    continue
+                if self._pending:
+                    self._apply_schedule(frame)
+                if not self._emit(self.stylizer(frame)):
+                    break
+        except BaseException as e:  # noqa: BLE001
+            self._fail(e)
+        finally:
+            if self.live:
+                self._q_out.put(_END)
+            else:
+                self._q_out.put(_END, self._abort)
+
+    def _worker_cuda(self) -> None:
+        """GPU path: uploads, compute and downloads of consecutive frames overlap (rtstyle.gpu)."""
+        from .gpu import CudaDoubleBuffer
+
+        db = CudaDoubleBuffer(self.stylizer)
+        while True:
+            item = self._next_input()
+            if item is self._STOP_WORKER:
+                return
+            if item is _END:
+                break
+            frame: Frame = item
+            if self.paused.is_set() and self.live:
+                self.stats.drop()
+                continue
+            if self._pending:
+                self._apply_schedule(frame)
+            ready = db.push(frame)
+            if ready is not None and not self._emit(ready):
+                return
+        for ready in db.flush():
+            if not self._emit(ready):
+                return
+
+    def _writer(self) -> None:
+        st = self.stats
+        try:
+            while True:
+                try:
+                    item = self._q_out.get(timeout=0.1)
+                except queue.Empty:
+                    if self._abort.is_set():
+                        break
+                    for s in self.sinks:  # keep interactive sinks responsive while paused/idle
+                        s.poll()
+                    continue
+                if item is _END:
+                    break
+                frame: Frame = item
+                now = time.perf_counter()
+                latency = now - frame.captured_at
+                frame.meta["latency_ms"] = 1000 * latency
+                frame.meta["fps"] = st.fps_ema
+                t0 = time.perf_counter()
+                for s in self.sinks:
+                    s.write(frame)
+                t1 = time.perf_counter()
+                st.stages["write"].add(t1 - t0)
+                if self.live:
+                    st.latency.add(t1 - frame.captured_at)
+                st.tick_out(t1)
+                if self.on_frame is not None:
+                    self.on_frame(frame)
+        except BaseException as e:  # noqa: BLE001
+            self._fail(e)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "Pipeline":
+        if self._threads:
+            raise RuntimeError("pipeline already started")
+        # Scheduled styles are prepared off the hot path, ahead of time.
+        self._pending = [(sw, self.stylizer._executor.submit(self.stylizer.prepare, sw.model, style_image=sw.style_image))
+                         for sw in self.schedule]
+        self.stats = RunStats()
+        for name, fn in (("read", self._reader), ("stylize", self._worker), ("write", self._writer)):
+            t = threading.Thread(target=fn, name=f"rtstyle-{name}", daemon=True)
+            self._threads.append(t)
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the stages to stop; in file mode frames already read are still written."""
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the stages to finish; True if they did."""
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        for t in self._threads:
+            while t.is_alive():
+                t.join(0.1)
+                if deadline is not None and time.perf_counter() > deadline:
+                    return False
+        return True
+
+    def run(self) -> RunStats:
+        """Run to the end of the source (or until stopped) and finalise the sinks.
+
+        Ctrl-C stops reading, lets the frames in flight reach the sinks and closes them
+        normally, so a file output is playable up to where it stopped. Errors from any stage are
+        re-raised here after partial outputs are removed.
+        """
+        self.start()
+        interrupted = False
+        try:
+            self.wait()
+        except KeyboardInterrupt:
+            interrupted = True
+            log.warning("interrupted: finishing frames in flight")
+            self.stop()
+            self.wait(timeout=30)
+        finally:
+            self.stats.ended = time.perf_counter()
+            for t in self._threads:
+                t.join(1.0)
+            failed = bool(self._errors)
+            for s in self.sinks:
+                try:
+                    s.abort() if failed else s.close()
+                except Exception as e:  # noqa: BLE001 - report the first sink error
+                    if not failed:
+                        self._errors.append(e)
+        if self._errors:
+            raise self._errors[0]
+        if interrupted:
+            raise KeyboardInterrupt
+        return self.stats
+
+    def report(self, **extra: Any) -> dict[str, Any]:
+        return self.stats.report(
+            model=self.stylizer.spec.name,
+            style=self.stylizer.style_name,
+            backend=self.stylizer.backend_name,
+            device=str(self.stylizer.device),
+            precision=self.stylizer.precision,
+            live=self.live,
+            swaps=self.stylizer.swaps,
+            **extra,
+        )
+
+    def write_report(self, path: str | Path, **extra: Any) -> dict[str, Any]:
+        import json
+
+        rep = self.report(**extra)
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(rep, indent=2) + "\n")
+        return rep

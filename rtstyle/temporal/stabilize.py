@@ -1,0 +1,231 @@
+"""Flow-guided stabilisation: a temporal filter that works after any per-frame style model.
+
+Per frame, with the previous input ``s_{t-1}`` and previous *output* ``o_{t-1}`` kept:
+
+1. estimate optical flow from the current input to the previous one (downscaled grey frames);
+2. warp ``o_{t-1}`` onto the current frame (what the output should look like if it moved with
+   the scene);
+3. find where that prediction can be trusted: a forward-backward flow check (``"file"``
+   preset) or a photometric check of the warped previous input against the current input
+   (``"live"``: one flow instead of two), eroded and feathered so seams do not show;
+4. blend: ``o_t = m * (s * warped + (1 - s) * y_t) + (1 - m) * y_t`` with the model's output
+   ``y_t`` and strength ``s``.
+
+Because ``o_{t-1}`` is itself blended, this is a recursive (exponential) filter along motion
+trajectories: static and tracked regions settle, occluded/new regions take the fresh
+stylisation at once. Optionally the per-channel mean/std of ``y_t``, whose frame-to-frame
+jumps read as global flicker, are smoothed with an EMA first. A scene cut (see
+:mod:`rtstyle.temporal.scenecut`) or a frame-size change resets the state, so the first frame of
+a shot is exactly the model's output.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .flow import FlowEstimator
+from .scenecut import SceneCutDetector
+from .warp import backward_warp, fb_consistency_mask, photometric_mask
+
+__all__ = ["PRESETS", "FlowStabilizer", "StabilizerConfig", "make_temporal"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StabilizerConfig:
+    """Settings of :class:`FlowStabilizer` (see :data:`PRESETS`).
+
+    Attributes:
+        flow_method: ``"dis"`` or ``"farneback"``.
+        flow_preset: DIS preset (``"ultrafast"``, ``"fast"``, ``"medium"``).
+        flow_max_side: flow is estimated on frames downscaled to this longer side.
+        check: ``"fb"`` (forward-backward, two flows) or ``"photometric"`` (one flow).
+        photometric_threshold: mean absolute input difference (in [0, 1]) still accepted by the
+            photometric check.
+        erode: pixels the reliable region shrinks by (flow is least accurate next to occlusions).
+        feather: Gaussian sigma in pixels softening the mask edge (0: hard mask).
+        interpolation: ``"linear"`` or ``"cubic"`` resampling of the previous output (cubic blurs
+            less when the output is warped over and over).
+        color_ema: EMA weight of the previous colour statistics (0 disables colour smoothing).
+        scene_cuts: reset the state at detected scene cuts.
+    """
+
+    flow_method: str = "dis"
+    flow_preset: str = "medium"
+    flow_max_side: int | None = 640
+    check: str = "fb"
+    photometric_threshold: float = 0.08
+    erode: int = 1
+    feather: float = 1.0
+    interpolation: str = "cubic"
+    color_ema: float = 0.0
+    scene_cuts: bool = True
+
+
+#: ``"file"``: quality (DIS medium on <= 640 px, forward-backward check); ``"live"``: cheap
+#: (DIS ultrafast on <= 256 px, one flow, photometric check, hard mask). Both resample with bicubic
+#: interpolation: with bilinear, the repeated warping of the carried output blurs it enough to
+#: raise the style loss by ~25% at strength 0.8 (vs ~7% with bicubic) on the synthetic clip.
+PRESETS: dict[str, StabilizerConfig] = {
+    "file": StabilizerConfig(),
+    "live": StabilizerConfig(flow_preset="ultrafast", flow_max_side=256, check="photometric", erode=0, feather=0.0),
+}
+
+
+@dataclass
+class _State:
+    source: np.ndarray  # previous input frame, uint8
+    output: np.ndarray  # previous output frame, float32 in [0, 255]
+    mean: np.ndarray | None = None  # EMA colour statistics of the model's outputs
+    std: np.ndarray | None = None
+
+
+class FlowStabilizer:
+    """Temporal filter (:class:`rtstyle.stylizer.TemporalFilter`) reducing flicker of any model.
+
+    Args:
+        strength: ``s`` in [0, 0.99]: weight of the motion-compensated previous output where it is
+            reliable. 0 passes frames through unchanged.
+        config: a :class:`StabilizerConfig`, or the name of a preset (``"file"``, ``"live"``).
+
+    Attributes:
+        timings: seconds spent in the last :meth:`process` call, by step (``flow``, ``warp``,
+            ``mask``, ``blend``, ``total``).
+        resets: how many times the state was dropped (cuts, size changes, :meth:`reset`).
+    """
+
+    def __init__(self, strength: float = 0.8, config: StabilizerConfig | str = "file") -> None:
+        if not 0.0 <= float(strength) <= 0.99:
+            raise ValueError(f"temporal strength must be within [0, 0.99], got {strength}")
+        if isinstance(config, str):
+            if config not in PRESETS:
+                raise ValueError(f"unknown temporal preset {config!r}; known: {', '.join(PRESETS)}")
+            config = PRESETS[config]
+        if config.check not in ("fb", "photometric"):
+            raise ValueError(f"check must be 'fb' or 'photometric', got {config.check!r}")
+        if not 0.0 <= config.color_ema < 1.0:
+            raise ValueError(f"color_ema must be within [0, 1), got {config.color_ema}")
+        self.strength = float(strength)
+        self.config = config
+        self._flow = FlowEstimator(config.flow_method, config.flow_preset, config.flow_max_side)
+        self._cuts = SceneCutDetector() if config.scene_cuts else None
+        self._state: _State | None = None
+        self._generation = 0
+        self._lock = threading.Lock()
+        self.resets = 0
+        self.timings: dict[str, float] = {}
+
+    def reset(self) -> None:
+        """Forget the carried frames (new style, seek, scene cut). Safe from any thread."""
+        with self._lock:
+            self._state = None
+            self._generation += 1
+            if self._cuts is not None:
+                self._cuts.reset()
+        self.resets += 1
+
+    def _color_stats(self, y: np.ndarray, state: _State | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        a = self.config.color_ema
+        if a <= 0.0:
+            return y, None, None
+        mean = y.reshape(-1, 3).mean(0)
+        std = y.reshape(-1, 3).std(0) + 1e-3
+        if state is None or state.mean is None or state.std is None:
+            return y, mean, std
+        m = a * state.mean + (1 - a) * mean
+        s = a * state.std + (1 - a) * std
+        return (y - mean) * (s / std) + m, m, s
+
+    def _mask(self, source: np.ndarray, prev_source: np.ndarray, flow_bw: np.ndarray,
+              flow_fw: np.ndarray | None) -> np.ndarray:
+        import cv2
+
+        cfg = self.config
+        if flow_fw is not None:
+            ok = fb_consistency_mask(flow_bw, flow_fw)
+        else:
+            ok = photometric_mask(source, prev_source, flow_bw, threshold=cfg.photometric_threshold)
+        m = ok.astype(np.float32)
+        if cfg.erode > 0:
+            k = 2 * cfg.erode + 1
+            m = cv2.erode(m, np.ones((k, k), np.uint8))
+        if cfg.feather > 0:
+            m = cv2.GaussianBlur(m, (0, 0), cfg.feather)
+        return m
+
+    def process(self, source: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+        """Stabilise one frame.
+
+        Args:
+            source: the input frame, RGB uint8 ``(H, W, 3)``.
+            stylized: the model's output for it, RGB uint8, same size.
+
+        Returns:
+            The output frame, RGB uint8 ``(H, W, 3)``.
+        """
+        if source.dtype != np.uint8 or source.ndim != 3 or source.shape[2] != 3:
+            raise ValueError(f"source must be uint8 (H, W, 3) RGB, got {source.dtype} {source.shape}")
+        if stylized.shape != source.shape or stylized.dtype != np.uint8:
+            raise ValueError(f"stylized must be uint8 {source.shape} like the source, got {stylized.dtype} {stylized.shape}")
+        if self.strength <= 0.0:
+            return stylized
+        t0 = time.perf_counter()
+        with self._lock:
+            state, gen = self._state, self._generation
+        cut = self._cuts.update(source) if self._cuts is not None else False
+        if state is not None and (cut or state.source.shape != source.shape):
+            state = None
+            self.resets += 1
+        y = stylized.astype(np.float32)
+        y, mean, std = self._color_stats(y, state)
+        t1 = t2 = t3 = time.perf_counter()
+        if state is None:
+            out = y
+        else:
+            flow_bw = self._flow(source, state.source)  # current -> previous
+            flow_fw = self._flow(state.source, source) if self.config.check == "fb" else None
+            t1 = time.perf_counter()
+            warped = backward_warp(state.output, flow_bw, interpolation=self.config.interpolation)
+            t2 = time.perf_counter()
+            m = self._mask(source, state.source, flow_bw, flow_fw)
+            t3 = time.perf_counter()
+            w = (self.strength * m)[..., None]
+            out = y + w * (warped - y)
+        # The first frame of a shot is the model's output, bit for bit.
+        result = stylized if state is None else np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        with self._lock:
+            if gen == self._generation:  # a reset() meanwhile wins over this frame's state
+                # Keep the float output: re-quantising each frame would add drift to the recursion.
+                self._state = _State(source.copy(), np.clip(out, 0, 255).astype(np.float32), mean, std)
+        t4 = time.perf_counter()
+        self.timings = {"flow": t1 - t0, "warp": t2 - t1, "mask": t3 - t2, "blend": t4 - t3, "total": t4 - t0}
+        return result
+
+
+def make_temporal(strength: float, preset: str = "file", **overrides: object) -> FlowStabilizer:
+    """A :class:`FlowStabilizer` for the user's ``--temporal`` strength.
+
+    Args:
+        strength: 0 (off) to 0.99; 0.7-0.9 removes most flicker.
+        preset: ``"file"`` (quality, for offline rendering) or ``"live"`` (cheap, for webcams).
+        **overrides: fields of :class:`StabilizerConfig` to change from the preset
+            (e.g. ``color_ema=0.8``).
+
+    Returns:
+        A ready :class:`FlowStabilizer`.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown temporal preset {preset!r}; known: {', '.join(PRESETS)}")
+    cfg = PRESETS[preset]
+    if overrides:
+        known = set(StabilizerConfig.__dataclass_fields__)
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown stabiliser settings {sorted(unknown)}; known: {sorted(known)}")
+        cfg = replace(cfg, **overrides)  # type: ignore[arg-type]
+    return FlowStabilizer(strength, cfg)

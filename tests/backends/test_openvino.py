@@ -1,0 +1,141 @@
+"""OpenVINO backend (ONNX -> IR -> CPU), cross-validated against eager fp32 on real frames."""
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("openvino")
+pytest.importorskip("onnxscript")
+
+import openvino as ov  # noqa: E402
+
+from rtstyle.backends import BackendOptions, BackendUnavailableError, create_backend  # noqa: E402
+from rtstyle.backends.openvino import ov_config  # noqa: E402
+
+# bf16 precision is a compile-time hint: without native bf16 OpenVINO runs f32 (still correct)
+HAS_BF16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def _ov(cache: Path, precision: str = "fp32", **extra: object):  # type: ignore[no-untyped-def]
+    return create_backend("openvino", BackendOptions(precision=precision, cache_dir=str(cache), extra=dict(extra)))
+
+
+def _check(runner, model, frames, reference, psnr_db, label: str, floor: float) -> None:  # type: ignore[no-untyped-def]
+    for x in frames:
+        y = runner(x)
+        ref = reference(model, x)
+        assert y.dtype == torch.float32 and y.shape == ref.shape
+        db = psnr_db(y, ref)
+        print(f"{label} {x.shape[-1]}x{x.shape[-2]}: {db:.1f} dB")
+        assert db >= floor, f"{label}: {db:.1f} dB < {floor}"
+
+
+@pytest.fixture
+def count_converts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = ov.convert_model
+
+    def counting(src, *a, **kw):  # type: ignore[no-untyped-def]
+        calls.append(str(src))
+        return real(src, *a, **kw)
+
+    monkeypatch.setattr(ov, "convert_model", counting)
+    return calls
+
+
+@pytest.mark.parametrize("precision,floor", [("fp32", 35), ("bf16", 30)])
+def test_transformer_dynamic_shapes(precision: str, floor: float, tnet, frames, reference, psnr_db, session_cache) -> None:
+    runner = _ov(session_cache, precision).prepare(tnet, (frames[0],))
+    _check(runner, tnet, frames, reference, psnr_db, f"openvino {precision} TransformerNet", floor)
+
+
+@pytest.mark.parametrize("precision,floor", [("fp32", 35), ("bf16", 30)])
+def test_engstrom_static(precision: str, floor: float, engstrom, frames, reference, psnr_db, session_cache) -> None:
+    runner = _ov(session_cache, precision, dynamic=False).prepare(engstrom, (frames[0],))
+    _check(runner, engstrom, frames[:1], reference, psnr_db, f"openvino {precision} EngstromNet (static)", floor)
+
+
+@pytest.mark.slow  # EngstromNet's dynamic-shape ONNX export takes 1-3 min (symbolic TF 'SAME' padding)
+@pytest.mark.parametrize("precision,floor", [("fp32", 35), ("bf16", 30)])
+def test_engstrom_dynamic_shapes(precision: str, floor: float, engstrom, frames, reference, psnr_db, session_cache) -> None:
+    runner = _ov(session_cache, precision).prepare(engstrom, (frames[0],))
+    _check(runner, engstrom, frames, reference, psnr_db, f"openvino {precision} EngstromNet", floor)
+
+
+def test_ir_cached_and_shared_across_precisions(tnet_factory, frames, tmp_path, count_converts) -> None:
+    net = tnet_factory(seed=4, width=4, n_res=1)
+    _ov(tmp_path, "fp32").prepare(net, (frames[0],))
+    _ov(tmp_path, "bf16").prepare(net, (frames[1],))  # same IR: precision is a compile hint
+    _ov(tmp_path, "fp32").prepare(net, (frames[0],))
+    assert len(count_converts) == 1
+    irs = list((tmp_path / "openvino").glob("*/model.xml"))
+    assert len(irs) == 1 and irs[0].with_suffix(".bin").exists()
+    assert (irs[0].parent / "manifest.json").exists()
+    # new weights change the export's key, which is part of the IR's key (see test_onnx)
+
+
+def test_static_mode_compiles_per_shape(tnet, frames, reference, psnr_db, session_cache) -> None:
+    runner = _ov(session_cache, dynamic=False, keep=2).prepare(tnet, (frames[0],))
+    for x in (frames[0], frames[1], frames[0]):
+        assert psnr_db(runner(x), reference(tnet, x)) >= 35
+    assert runner.models.builds == 2
+
+
+def test_config() -> None:
+    assert ov_config("fp32") == {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    assert ov_config("bf16", threads=2)["INFERENCE_PRECISION_HINT"] == "bf16"
+    assert ov_config("bf16", threads=2)["INFERENCE_NUM_THREADS"] == "2"
+
+
+def test_bf16_hint_reaches_the_compiled_model(tnet, frames, session_cache) -> None:
+    runner = _ov(session_cache, "bf16").prepare(tnet, (frames[0],))
+    got = runner.compiled.get_property("INFERENCE_PRECISION_HINT")
+    assert got == (ov.Type.bf16 if HAS_BF16 else ov.Type.f32)
+
+
+def test_int8_without_nncf_says_what_to_install(tnet, frames, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "nncf", None)
+    with pytest.raises(BackendUnavailableError, match="pip install nncf"):
+        _ov(tmp_path, "int8").prepare(tnet, (frames[0],))
+    assert not list(tmp_path.glob("*/*/manifest.json"))  # failed before exporting anything
+
+
+def test_int8_calls_nncf_quantize(tnet, frames, session_cache, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The NNCF wiring, with a stand-in nncf (the real one is not installed here)."""
+    seen: dict = {}
+
+    class Dataset:
+        def __init__(self, items, transform):  # type: ignore[no-untyped-def]
+            seen["feeds"] = [transform(i) for i in items]
+
+    def quantize(model, dataset, subset_size):  # type: ignore[no-untyped-def]
+        seen["subset_size"] = subset_size
+        return model  # identity "quantisation": the test checks the plumbing, not int8 accuracy
+
+    monkeypatch.setitem(sys.modules, "nncf", types.SimpleNamespace(Dataset=Dataset, quantize=quantize, __version__="0"))
+    calib = [frames[0], frames[0] * 0.5]
+    runner = create_backend("openvino", BackendOptions(precision="int8", cache_dir=str(session_cache),
+                                                       extra={"calibration": calib})).prepare(tnet, (frames[0],))
+    assert seen["subset_size"] == 2 and set(seen["feeds"][0]) == {0}
+    assert runner(frames[1]).shape == frames[1].shape
+    assert list((session_cache / "openvino").glob("TransformerNet-int8-*/model.xml"))
+
+
+def test_bad_options(tnet, frames, tmp_path) -> None:
+    with pytest.raises(ValueError, match="precision"):
+        _ov(tmp_path, "fp64").prepare(tnet, (frames[0],))
+    with pytest.raises(ValueError, match="device must be 'cpu'"):
+        create_backend("openvino", BackendOptions(device="cuda", cache_dir=str(tmp_path))).prepare(tnet, (frames[0],))
+
+
+def test_missing_openvino_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(BackendUnavailableError, match=r"pip install 'rtstyle\[openvino\]'"):
+        create_backend("openvino")
+    from rtstyle.backends import available_backends
+
+    assert "rtstyle[openvino]" in available_backends()["openvino"]

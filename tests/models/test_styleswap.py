@@ -1,0 +1,110 @@
+"""Style-swap: the convolutional patch matching against a direct nearest-neighbour search."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rtstyle.models import create_model, get_spec, list_models
+from rtstyle.models.styleswap import extract_patches, style_swap
+from rtstyle.weights import WeightNotFoundError
+
+
+def _direct_swap(content: torch.Tensor, style: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Brute force: for every content patch, the style patch of max normalised cross-correlation,
+    pasted and averaged with loops (no convolutions)."""
+    _, c, h, w = content.shape
+    sp = F.unfold(style, k)[0].t()  # (Ls, C*k*k)
+    sp_unit = sp / sp.norm(dim=1, keepdim=True)
+    out = torch.zeros(c, h, w, dtype=torch.float64)
+    count = torch.zeros(1, h, w, dtype=torch.float64)
+    best = torch.empty(h - k + 1, w - k + 1, dtype=torch.long)
+    for i in range(h - k + 1):
+        for j in range(w - k + 1):
+            cp = content[0, :, i: i + k, j: j + k].reshape(-1)
+            ncc = (sp_unit @ cp) / cp.norm()
+            b = int(torch.argmax(ncc))
+            best[i, j] = b
+            out[:, i: i + k, j: j + k] += sp[b].view(c, k, k).double()
+            count[:, i: i + k, j: j + k] += 1
+    return (out / count).float()[None], best
+
+
+@pytest.mark.parametrize("k", [3, 2])
+@pytest.mark.parametrize("impl", ["conv", "gather"])
+def test_matching_equals_direct_nearest_neighbour(k: int, impl: str) -> None:
+    g = torch.Generator().manual_seed(k)
+    content = torch.rand(1, 8, 9, 11, generator=g)
+    style = torch.rand(1, 8, 7, 6, generator=g)
+    expected, best = _direct_swap(content, style, k)
+    got = style_swap(content, extract_patches(style, k), impl=impl)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert len(best.unique()) > 1  # a non-degenerate matching
+
+
+def test_extract_patches_order_and_stride() -> None:
+    x = torch.arange(2 * 5 * 6, dtype=torch.float32).view(1, 2, 5, 6)
+    p = extract_patches(x, 3)
+    assert p.shape == (3 * 4, 2, 3, 3)
+    torch.testing.assert_close(p[1 * 4 + 2], x[0, :, 1:4, 2:5])  # row-major: patch (row 1, col 2)
+    assert extract_patches(x, 3, stride=2).shape == (2 * 2, 2, 3, 3)
+    with pytest.raises(ValueError, match="smaller than the patch"):
+        extract_patches(x, 7)
+
+
+def test_registered_with_its_contract() -> None:
+    assert "styleswap.r31" in list_models("styleswap.*")
+    spec = get_spec("styleswap.r31")
+    assert spec.needs_style_image and spec.input_range == (0.0, 1.0) and spec.output_range == (0.0, 1.0)
+    assert "BSD-2" in spec.licence and spec.size_multiple == 4
+
+
+@pytest.fixture(scope="module")
+def model(shared_weights: Path) -> torch.nn.Module:
+    lst = shared_weights / "lst"
+    return create_model("styleswap.r31", encoder_path=lst / "vgg_r31.pth", decoder_path=lst / "dec_r31.pth")
+
+
+def test_output_shape_and_determinism(model: torch.nn.Module, content_photo: np.ndarray) -> None:
+    x = torch.from_numpy(content_photo[:64, :96]).permute(2, 0, 1)[None].float() / 255
+    style = torch.rand(1, 3, 300, 200, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        patches, normalised = model.encode_style(style)
+        y1 = model(x, patches, normalised)
+        y2 = model(x, *model.encode_style(style))
+    assert y1.shape == x.shape
+    assert torch.equal(y1, y2)
+    # The style image was capped at 256 px and the patch count at max_patches.
+    assert patches.shape[0] <= model.max_patches and patches.shape[1:] == (256, 3, 3)
+
+
+def test_patch_size_is_a_control(shared_weights: Path) -> None:
+    lst = shared_weights / "lst"
+    m = create_model("styleswap.r31", patch_size=5, encoder_path=lst / "vgg_r31.pth", decoder_path=lst / "dec_r31.pth")
+    assert m.spec.extra["patch_size"] == 5
+    patches, _ = m.encode_style(torch.rand(1, 3, 64, 64))
+    assert patches.shape[-2:] == (5, 5)
+    with pytest.raises(TypeError, match="unknown options"):
+        create_model("styleswap.r31", patchsize=5)
+
+
+def test_runs_in_the_stylizer(model: torch.nn.Module, content_photo: np.ndarray) -> None:
+    from rtstyle.stylizer import Stylizer
+
+    st = Stylizer(model, style_image=content_photo[::-1].copy(), frame_size=(80, 60))
+    try:
+        out = st.stylize(content_photo[:60, :80].copy())
+        assert out.shape == (60, 80, 3) and out.dtype == np.uint8
+        assert len(st.state.style_inputs) == 2
+    finally:
+        st.close()
+
+
+def test_missing_weights_are_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RTSTYLE_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(WeightNotFoundError, match="lst/vgg_r31.pth"):
+        create_model("styleswap.r31")

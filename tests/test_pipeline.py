@@ -1,0 +1,151 @@
+"""Pipeline semantics: file mode loses nothing, live mode keeps latency bounded, swaps land on frames."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rtstyle.frame import Frame
+from rtstyle.io.base import Sink, Source, SourceInfo
+from rtstyle.io.null import NullSink
+from rtstyle.pipeline import Pipeline, ScheduledSwap, parse_schedule
+from rtstyle.stylizer import Stylizer
+
+
+class ListSource(Source):
+    def __init__(self, images: list[np.ndarray], fps: float = 25.0, live: bool = False, delay: float = 0.0) -> None:
+        self.images, self.i, self.delay = images, 0, delay
+        h, w = images[0].shape[:2]
+        self.info = SourceInfo(width=w, height=h, fps=fps, live=live, frame_count=len(images))
+        self.closed = 0
+
+    def read(self) -> Frame | None:
+        if self.i >= len(self.images):
+            return None
+        if self.delay:
+            time.sleep(self.delay)
+        f = Frame(self.images[self.i], self.i, pts=self.i / self.info.fps)
+        self.i += 1
+        return f
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class Collect(Sink):
+    def __init__(self, delay: float = 0.0, fail_at: int | None = None) -> None:
+        self.frames: list[Frame] = []
+        self.delay, self.fail_at = delay, fail_at
+        self.closed = self.aborted = 0
+
+    def write(self, frame: Frame) -> None:
+        if self.fail_at is not None and len(self.frames) == self.fail_at:
+            raise OSError("disk full")
+        if self.delay:
+            time.sleep(self.delay)
+        self.frames.append(frame)
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def abort(self) -> None:
+        self.aborted += 1
+
+
+def _frames(content_photo: np.ndarray, n: int) -> list[np.ndarray]:
+    # real photo content, shifted per frame so every frame differs
+    return [np.ascontiguousarray(np.roll(content_photo, 3 * i, axis=1)) for i in range(n)]
+
+
+def test_file_mode_keeps_every_frame_in_order(tiny_johnson: Path, content_photo: np.ndarray) -> None:
+    imgs = _frames(content_photo, 24)
+    sink = Collect(delay=0.002)
+    pipe = Pipeline(ListSource(imgs), Stylizer(str(tiny_johnson)), [sink], queue_size=2)
+    stats = pipe.run()
+    assert [f.index for f in sink.frames] == list(range(24))
+    assert [f.pts for f in sink.frames] == [i / 25.0 for i in range(24)]
+    assert stats.frames_in == stats.frames_out == 24 and stats.frames_dropped == 0
+    assert sink.closed == 1 and sink.aborted == 0
+    rep = pipe.report()
+    for key in ("model", "backend", "device", "frames_in", "frames_out", "frames_dropped", "wall_s", "fps", "stages"):
+        assert key in rep
+    assert rep["stages"]["inference"]["count"] == 24
+
+
+def test_live_mode_drops_stale_frames_and_bounds_latency(tiny_johnson: Path, content_photo: np.ndarray) -> None:
+    imgs = _frames(content_photo, 60)
+    st = Stylizer(str(tiny_johnson))
+    # the source produces every 5 ms; the sink is slower (30 ms): live mode must drop, not queue
+    sink = Collect(delay=0.03)
+    pipe = Pipeline(ListSource(imgs, live=True, delay=0.005), st, [sink])
+    stats = pipe.run()
+    assert stats.frames_dropped > 0
+    assert stats.frames_out + stats.frames_dropped == stats.frames_in
+    idx = [f.index for f in sink.frames]
+    assert idx == sorted(idx) and len(set(idx)) == len(idx)
+    rep = pipe.report()
+    assert rep["latency_ms_p95"] < 500
+
+
+def test_schedule_switches_at_exact_frame(tiny_johnson: Path, engstrom_udnie: Path, content_photo: np.ndarray) -> None:
+    imgs = [content_photo] * 12  # identical input: any output change is the swap
+    sink = Collect()
+    sched = parse_schedule(f"0.2s={engstrom_udnie}")  # 25 fps -> frame 5
+    pipe = Pipeline(ListSource(imgs), Stylizer(str(tiny_johnson)), [sink], schedule=sched)
+    pipe.run()
+    outs = [f.image for f in sink.frames]
+    assert len(outs) == 12
+    same = [np.array_equal(outs[0], o) for o in outs]
+    assert same == [True] * 5 + [False] * 7
+    assert all(np.array_equal(outs[5], o) for o in outs[5:])
+    assert sink.frames[4].meta["style"] != sink.frames[5].meta["style"]
+
+
+def test_parse_schedule() -> None:
+    s = parse_schedule("12s=b, 5s=a,#30=c")
+    assert [x.model for x in s] == ["a", "b", "c"]
+    assert s[0] == ScheduledSwap("a", at_s=5.0)
+    assert s[2].at_frame == 30
+    with pytest.raises(ValueError):
+        parse_schedule("5=")
+    with pytest.raises(ValueError):
+        parse_schedule("soon=a")
+
+
+def test_sink_error_aborts_and_is_raised(tiny_johnson: Path, content_photo: np.ndarray) -> None:
+    sink = Collect(fail_at=3)
+    other = Collect()
+    pipe = Pipeline(ListSource(_frames(content_photo, 20)), Stylizer(str(tiny_johnson)), [sink, other], queue_size=2)
+    with pytest.raises(OSError, match="disk full"):
+        pipe.run()
+    assert sink.aborted == 1 and other.aborted == 1 and sink.closed == 0
+
+
+def test_stop_finishes_frames_in_flight(tiny_johnson: Path, content_photo: np.ndarray) -> None:
+    imgs = _frames(content_photo, 200)
+    sink = NullSink()
+    pipe = Pipeline(ListSource(imgs, delay=0.002), Stylizer(str(tiny_johnson)), [sink], queue_size=4)
+    pipe.start()
+    time.sleep(0.3)
+    pipe.stop()
+    assert pipe.wait(10)
+    st = pipe.stats
+    assert 0 < st.frames_out == st.frames_in < 200, "every frame read before stop must be written"
+
+
+def test_hot_swap_from_another_thread_changes_output_without_loss(tiny_johnson: Path, engstrom_udnie: Path, content_photo: np.ndarray) -> None:
+    imgs = [content_photo] * 40
+    sink = Collect(delay=0.005)
+    st = Stylizer(str(tiny_johnson))
+    pipe = Pipeline(ListSource(imgs, delay=0.01), st, [sink], queue_size=2)
+    pipe.start()
+    time.sleep(0.1)
+    pipe.swap(str(engstrom_udnie)).result(timeout=60)
+    pipe.wait(60)
+    pipe.sinks[0].close()
+    assert [f.index for f in sink.frames] == list(range(40))
+    styles = [f.meta["style"] for f in sink.frames]
+    k = styles.index(next(s for s in styles if s != styles[0]))
+    assert 0 < k < 40 and all(s == styles[k] for s in styles[k:]), "swap must land on one frame boundary"

@@ -1,0 +1,69 @@
+"""Stylizer: contract-driven pre/post-processing, internal size, atomic swaps, crossfade."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rtstyle.frame import Frame
+from rtstyle.models import create_model
+from rtstyle.stylizer import Stylizer
+
+
+def test_matches_direct_model_call(tiny_johnson: Path, content_photo: np.ndarray) -> None:
+    st = Stylizer(str(tiny_johnson))
+    out = st(Frame(content_photo, 0))
+    net = create_model(str(tiny_johnson))
+    with torch.no_grad():
+        ref = net(torch.from_numpy(content_photo).permute(2, 0, 1)[None].float()).clamp(0, 255)
+    ref = ref[0].permute(1, 2, 0).add(0.5).byte().numpy()
+    assert out.image.shape == content_photo.shape and out.image.dtype == np.uint8
+    assert np.abs(out.image.astype(int) - ref.astype(int)).max() <= 1
+    assert {"t_pre", "t_infer", "t_post", "style"} <= set(out.meta)
+
+
+def test_odd_sizes_are_padded_and_cropped(tiny_johnson: Path) -> None:
+    st = Stylizer(str(tiny_johnson))
+    img = (np.random.default_rng(0).random((37, 53, 3)) * 255).astype(np.uint8)
+    assert st.stylize(img).shape == (37, 53, 3)
+
+
+def test_internal_size(tiny_johnson: Path, content_photo: np.ndarray) -> None:
+    st = Stylizer(str(tiny_johnson), size=60)
+    assert st.internal_size(640, 480) == (80, 60)
+    assert st.stylize(content_photo).shape == content_photo.shape
+    st2 = Stylizer(str(tiny_johnson), scale=0.5)
+    assert st2.internal_size(640, 480) == (320, 240)
+    with pytest.raises(ValueError):
+        Stylizer(str(tiny_johnson), size=60, scale=0.5)
+
+
+def test_swap_is_atomic_and_crossfades(tiny_johnson: Path, engstrom_udnie: Path, content_photo: np.ndarray) -> None:
+    st = Stylizer(str(tiny_johnson), crossfade=0)
+    a = st.stylize(content_photo)
+    state_b = st.prepare(str(engstrom_udnie))
+    assert st.stylize(content_photo).tobytes() == a.tobytes(), "prepare must not change the active style"
+    st.activate(state_b, crossfade=3)
+    fades = [st.stylize(content_photo) for _ in range(4)]
+    b = fades[-1]
+    assert np.abs(b.astype(int) - a.astype(int)).mean() > 5
+    # crossfade frames lie between a and b, moving towards b
+    d = [np.abs(f.astype(int) - b.astype(int)).mean() for f in fades]
+    assert d[0] > d[1] > d[2] > d[3] == 0
+    # switching back uses the cached state (no rebuild)
+    assert st.prepare(str(tiny_johnson)) is not None
+    fut = st.set_style(str(tiny_johnson), crossfade=0)
+    fut.result(timeout=30)
+    assert st.stylize(content_photo).tobytes() == a.tobytes()
+
+
+def test_style_image_rejected_for_single_style_model(tiny_johnson: Path, content_photo: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="takes no style image"):
+        Stylizer(str(tiny_johnson), style_image=content_photo)
+
+
+def test_bad_frame_rejected() -> None:
+    with pytest.raises(ValueError, match="uint8 HxWx3"):
+        Frame(np.zeros((4, 4), np.uint8), 0)
