@@ -145,11 +145,7 @@ def live_run(model: str, backend: str, precision: str, device: str, size: tuple[
     with SyntheticSource(w, h, fps=fps, live=True) as src:
         sink = NullSink(lossless=False)
         pipe = Pipeline(src, st, [sink], live=True)
-        pipe.start()
-        time.sleep(seconds)
-        pipe.stop()
-        pipe.wait(10)
-        pipe.stats.ended = time.perf_counter()
+        pipe.run(duration=seconds)
     st.close()
     rep = pipe.report(internal_size=internal)
     return rep

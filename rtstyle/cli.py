@@ -154,27 +154,13 @@ def cmd_live(args: argparse.Namespace) -> int:
         sinks = _open_sinks(args.sink or ["window"], src.info)
         pipe = Pipeline(src, stylizer, sinks, live=True, styles=models, max_frames=args.max_frames)
         for m in models[1:]:  # warm the cycle in the background so hotkeys switch instantly
-            stylizer._executor.submit(stylizer.prepare, m)
+            stylizer.prefetch(m)
         ctl = ControlServer(pipe, args.control_port) if args.control_port is not None else None
         if ctl:
             ctl.__enter__()
             print(f"control: http://127.0.0.1:{ctl.port}/status", file=sys.stderr)
         try:
-            if args.duration:
-                pipe.start()
-                deadline = time.perf_counter() + args.duration
-                try:
-                    while pipe.running and time.perf_counter() < deadline:
-                        time.sleep(0.05)
-                finally:
-                    pipe.stop()
-                    pipe.wait(10)
-                    for s in pipe.sinks:
-                        s.close()
-                    if pipe._errors:
-                        raise pipe._errors[0]
-            else:
-                pipe.run()
+            pipe.run(duration=args.duration)
         finally:
             if ctl:
                 ctl.__exit__(None, None, None)
@@ -219,6 +205,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
         save_grid(out / "demo_grid.jpg", frames, rows)
     if not args.quiet:
         print(f"wrote {out / 'demo.mp4'} and {out / 'demo_grid.jpg'}")
+    return 0
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    """Before/after grid: one column per input image, one row per model."""
+    from .grid import save_grid
+    from .stylizer import Stylizer
+    from .training.data import load_rgb
+
+    inputs = []
+    for p in args.images:
+        if not Path(p).is_file():
+            raise CLIError(f"image not found: {p}")
+        img = load_rgb(p, max_side=args.max_side)
+        inputs.append(img[: img.shape[0] // 4 * 4, : img.shape[1] // 4 * 4])
+    rows = []
+    for m in args.model or [DEFAULT_MODEL]:
+        st = Stylizer(m, backend=args.backend, device=args.device, style_image=args.style)
+        label = Path(m).stem if ("/" in m or Path(m).suffix) else m
+        rows.append((label, [st.stylize(i) for i in inputs]))
+        st.close()
+    path = save_grid(args.output, inputs, rows, cell_width=args.cell_width)
+    if not args.quiet:
+        print(f"wrote {path}")
     return 0
 
 
@@ -308,6 +318,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", "-b", default="eager")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("grid", help="before/after grid of images x models")
+    s.add_argument("images", nargs="+")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--model", "-m", action="append", default=None, help="repeat for one row per model")
+    s.add_argument("--style", default=None, help="style image, for models that take one")
+    s.add_argument("--backend", "-b", default="eager")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--max-side", type=int, default=640, help="resize inputs to this longer side before stylising")
+    s.add_argument("--cell-width", type=int, default=320)
+    s.set_defaults(func=cmd_grid)
 
     s = sub.add_parser("train", help="train a model")
     tsub = s.add_subparsers(dest="family", required=True, metavar="FAMILY")

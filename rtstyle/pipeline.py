@@ -59,6 +59,13 @@ class _Latest:
             self._cv.notify()
             return dropped
 
+    def discard(self) -> int:
+        """Drop an unread frame; returns how many (0 or 1)."""
+        with self._cv:
+            had = int(self._has)
+            self._item, self._has = None, False
+            return had
+
     def get(self, timeout: float | None = None) -> Any:
         with self._cv:
             if not self._cv.wait_for(lambda: self._has or self._ended, timeout):
@@ -363,7 +370,7 @@ class Pipeline:
         if self._threads:
             raise RuntimeError("pipeline already started")
         # Scheduled styles are prepared off the hot path, ahead of time.
-        self._pending = [(sw, self.stylizer._executor.submit(self.stylizer.prepare, sw.model, style_image=sw.style_image))
+        self._pending = [(sw, self.stylizer.prefetch(sw.model, style_image=sw.style_image))
                          for sw in self.schedule]
         self.stats = RunStats()
         for name, fn in (("read", self._reader), ("stylize", self._worker), ("write", self._writer)):
@@ -387,8 +394,9 @@ class Pipeline:
                     return False
         return True
 
-    def run(self) -> RunStats:
-        """Run to the end of the source (or until stopped) and finalise the sinks.
+    def run(self, duration: float | None = None) -> RunStats:
+        """Run to the end of the source (or until stopped, or ``duration`` seconds) and finalise
+        the sinks.
 
         Ctrl-C stops reading, lets the frames in flight reach the sinks and closes them
         normally, so a file output is playable up to where it stopped. Errors from any stage are
@@ -397,6 +405,8 @@ class Pipeline:
         self.start()
         interrupted = False
         try:
+            if duration is not None and not self.wait(timeout=duration):
+                self.stop()
             self.wait()
         except KeyboardInterrupt:
             interrupted = True
@@ -407,6 +417,8 @@ class Pipeline:
             self.stats.ended = time.perf_counter()
             for t in self._threads:
                 t.join(1.0)
+            if self.live:  # frames still waiting in the one-slot buffers were never shown
+                self.stats.drop(self._q_in.discard() + self._q_out.discard())
             failed = bool(self._errors)
             for s in self.sinks:
                 try:

@@ -256,6 +256,10 @@ class Stylizer:
             fut.result()
         return fut
 
+    def prefetch(self, model: ModelLike, *, style_image: np.ndarray | str | Path | None = None) -> "Future[StyleState]":
+        """Prepare a style in the background without activating it (instant switch later)."""
+        return self._executor.submit(self.prepare, model, style_image=style_image)
+
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 

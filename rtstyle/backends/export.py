@@ -37,6 +37,7 @@ __all__ = [
     "OUTPUT_NAME",
     "cached_onnx",
     "check_example_inputs",
+    "example_like",
     "export_onnx",
     "export_key",
     "input_names",
@@ -71,6 +72,17 @@ def check_example_inputs(example_inputs: Sequence[torch.Tensor]) -> tuple[torch.
     if bad:
         raise TypeError(f"example inputs must be floating point; inputs {bad} are {[str(ex[i].dtype) for i in bad]}")
     return ex
+
+
+def example_like(shapes: Sequence[Sequence[int]], styles: Sequence[torch.Tensor] = ()) -> tuple[torch.Tensor, ...]:
+    """Example inputs of the given shapes for a re-export: a mid-grey image, then the given style
+    tensors where their shapes match (ones where they do not; exports depend on shapes, not values)."""
+    img = torch.full(tuple(shapes[0]), 127.5)
+    rest = []
+    for i, shape in enumerate(shapes[1:]):
+        s = styles[i] if i < len(styles) else None
+        rest.append(s if s is not None and tuple(s.shape) == tuple(shape) else torch.ones(tuple(shape)))
+    return (img, *rest)
 
 
 def input_shapes(

@@ -18,7 +18,7 @@ from torch import nn
 
 from .base import Backend, BackendOptions, BackendUnavailableError, Runner
 from .cache import EngineCache, ShapeLRU, engine_key
-from .export import DEFAULT_OPSET, OUTPUT_NAME, cached_onnx, check_example_inputs, export_key
+from .export import DEFAULT_OPSET, cached_onnx, check_example_inputs, example_like, export_key
 
 __all__ = ["OnnxRuntimeBackend", "OnnxRuntimeRunner", "convert_fp16"]
 
@@ -244,7 +244,6 @@ class OnnxRuntimeBackend(Backend):
         cache = EngineCache(self.options.cache_dir)
         providers = self.providers(device, prec, cache)
         dynamic = bool(self.options.extra.get("dynamic", True))
-        model = model.eval()
         if dynamic:
             path = self._model_file(model, ex, cache, True, prec, device)
             runner: Runner = OnnxRuntimeRunner(self._session(path, providers), device, path)
@@ -253,8 +252,7 @@ class OnnxRuntimeBackend(Backend):
             styles = tuple(t.detach().cpu() for t in ex[1:])
 
             def build(shapes: tuple[tuple[int, ...], ...]) -> OnnxRuntimeRunner:
-                img = torch.full(shapes[0], 127.5)
-                p = self._model_file(frozen, (img, *styles), cache, False, prec, device)
+                p = self._model_file(frozen, example_like(shapes, styles), cache, False, prec, device)
                 return OnnxRuntimeRunner(self._session(p, providers), device, p)
 
             runner = _PerShapeRunner(build, device, int(self.options.extra.get("keep", 4)))

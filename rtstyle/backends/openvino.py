@@ -21,7 +21,7 @@ from torch import nn
 
 from .base import Backend, BackendOptions, BackendUnavailableError, Runner
 from .cache import EngineCache, ShapeLRU, device_name, engine_key
-from .export import DEFAULT_OPSET, cached_onnx, check_example_inputs, export_key, input_shapes
+from .export import DEFAULT_OPSET, cached_onnx, check_example_inputs, example_like, export_key, input_shapes
 
 __all__ = ["OpenVINOBackend", "OpenVINORunner", "ov_config"]
 
@@ -204,15 +204,14 @@ class OpenVINOBackend(Backend):
         dynamic = bool(o.extra.get("dynamic", True))
         cfg = ov_config(o.precision, o.extra.get("threads"))
         if dynamic:
-            ir = self._ir(model.eval(), ex, cache, True, ov_device)
+            ir = self._ir(model, ex, cache, True, ov_device)
             runner: Runner = OpenVINORunner(core.compile_model(core.read_model(str(ir)), ov_device, cfg))
         else:
             frozen = copy.deepcopy(model).cpu().eval()  # later rebuilds must see today's weights
             styles = tuple(t.detach().cpu() for t in ex[1:])
 
             def build(shapes: tuple[tuple[int, ...], ...]) -> OpenVINORunner:
-                img = torch.full(shapes[0], 127.5)
-                ir = self._ir(frozen, (img, *styles), cache, False, ov_device)
+                ir = self._ir(frozen, example_like(shapes, styles), cache, False, ov_device)
                 return OpenVINORunner(core.compile_model(core.read_model(str(ir)), ov_device, cfg))
 
             runner = _PerShapeRunner(build, int(o.extra.get("keep", 4)))
