@@ -176,13 +176,21 @@ class Stylizer:
             w, h = width, height
         return max(multiple, int(w)), max(multiple, int(h))
 
-    def prepare(self, model: ModelLike, *, style_image: np.ndarray | str | Path | None = None) -> StyleState:
+    def prepare(self, model: ModelLike, *, style_image: np.ndarray | str | Path | None = None,
+                style_vector: Any = None) -> StyleState:
         """Load, build and warm up a style without touching the active one (any thread).
 
-        Prepared states are cached by (model, style image), so switching back is instant.
+        Args:
+            model: registry name, checkpoint path or module.
+            style_image: for models with ``spec.needs_style_image``.
+            style_vector: for models whose style is a vector input (e.g. a blend of the styles of
+                a conditional-instance-norm net); passed to ``model.encode_style_vector``.
+
+        Prepared states are cached by (model, style), so switching back is instant.
         """
         name = model if isinstance(model, (str, Path)) else getattr(getattr(model, "spec", None), "name", type(model).__name__)
-        key = (str(name) if isinstance(model, (str, Path)) else f"module:{id(model)}", _image_key(style_image))
+        vec_key = "" if style_vector is None else "vec:" + ",".join(f"{float(v):.6g}" for v in np.ravel(np.asarray(style_vector, dtype=float)))
+        key = (str(name) if isinstance(model, (str, Path)) else f"module:{id(model)}", _image_key(style_image) + vec_key)
         with self._lock:
             hit = self._cache.get(key)
         if hit is not None:
@@ -202,6 +210,13 @@ class Stylizer:
                 style_inputs = tuple(t.to(self.device) for t in encode(_to_model_input(img, spec, torch.device("cpu"))))
         elif style_image is not None:
             raise ValueError(f"model {spec.name} has its style built in and takes no style image")
+        if style_vector is not None or hasattr(module, "default_style_vector"):
+            enc_vec = getattr(module, "encode_style_vector", None)
+            if enc_vec is None:
+                raise ValueError(f"model {spec.name} takes no style vector")
+            vec = style_vector if style_vector is not None else module.default_style_vector()
+            with torch.inference_mode():
+                style_inputs = style_inputs + tuple(t.to(self.device) for t in enc_vec(vec))
         fw, fh = self._frame_size or (256, 256)
         iw, ih = self.internal_size(fw, fh)
         m = max(1, spec.size_multiple)
@@ -209,6 +224,8 @@ class Stylizer:
         example = example + (spec.input_range[0] + spec.input_range[1]) / 2
         runner = self.backend.prepare(module, (example, *style_inputs))
         label = str(name) + (f"+{Path(style_image).stem}" if isinstance(style_image, (str, Path)) else "")
+        if style_vector is not None:
+            label += f"[{vec_key[4:]}]"
         state = StyleState(label, spec, runner, style_inputs, time.perf_counter() - t0, module)
         log.info("prepared %s on %s/%s in %.2f s", label, self.backend_name, self.device, state.prepared_s)
         with self._lock:
@@ -230,6 +247,7 @@ class Stylizer:
         model: ModelLike | None = None,
         *,
         style_image: np.ndarray | str | Path | None = None,
+        style_vector: Any = None,
         crossfade: int | None = None,
         wait: bool = False,
     ) -> "Future[StyleState]":
@@ -238,6 +256,7 @@ class Stylizer:
         Args:
             model: new model (``None``: keep the current model, e.g. to change the style image).
             style_image: new style image for style-image models.
+            style_vector: new style vector (blend weights) for vector-style models.
             crossfade: frames to blend over (default: the stylizer's ``crossfade``).
             wait: block until the style is active.
 
@@ -247,7 +266,7 @@ class Stylizer:
         target: ModelLike = model if model is not None else (self._state.model or self._state.name)
 
         def job() -> StyleState:
-            st = self.prepare(target, style_image=style_image)
+            st = self.prepare(target, style_image=style_image, style_vector=style_vector)
             self.activate(st, crossfade)
             return st
 
