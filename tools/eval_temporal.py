@@ -88,7 +88,8 @@ def _pct(new: float | None, old: float | None) -> str:
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
     head = (f"{'case':<28} {'model':<14} {'flow':<9} {'T':>3} {'size':>8} | {'WE frame':>9} {'WE file':>16} "
-            f"{'WE live':>16} | {'SL frame':>9} {'SL file':>8} {'SL live':>8} | {'t_sty':>6} {'t_file':>13} {'t_live':>13}")
+            f"{'WE live':>16} | {'SL frame':>9} {'SL file':>8} {'SL live':>8} | "
+            f"{'t_sty':>6} {'t_file':>13} {'t_live':>13}")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -103,9 +104,10 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
             return f"{1000 * r[f't_{label}']:.0f}ms {100 * r[f't_{label}'] / r['stylize_s']:>4.1f}%"
 
         sl = r.get("sl_per_frame")
+        sl_text = f"{sl:.3g}" if sl is not None else ""
         print(f"{r['case']:<28} {r['model']:<14} {r['flow']:<9} {r['frames']:>3} {r['size']:>8} | "
               f"{r['we_per_frame']:>9.5f} {we('file'):>16} {we('live'):>16} | "
-              f"{(f'{sl:.3g}' if sl is not None else ''):>9} {_pct(r.get('sl_file'), sl):>8} {_pct(r.get('sl_live'), sl):>8} | "
+              f"{sl_text:>9} {_pct(r.get('sl_file'), sl):>8} {_pct(r.get('sl_live'), sl):>8} | "
               f"{r['stylize_s']:>6.2f} {t('file'):>13} {t('live'):>13}")
 
 
@@ -161,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="eval_temporal.json", help="where to write the full results")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
 
     if not SHARED.is_dir():
         print(f"error: the shared evaluation data is not at {SHARED} (set RTSTYLE_SHARED)", file=sys.stderr)
@@ -176,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     vgg = load_vgg16(taps=STYLE_TAPS)
     mname = Path(args.model).stem if Path(args.model).suffix else args.model
     rows: list[dict[str, Any]] = []
-    full: dict[str, Any] = {"args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}, "runs": {}}
+    full: dict[str, Any] = {"args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
+                            "runs": {}}
     t_start = time.perf_counter()
 
     def run(case: str, frames: list[np.ndarray], flow: str = "dis", *, flows: list[np.ndarray] | None = None,
@@ -185,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         out: list[dict[str, Any]] = []
         jobs = [(mname, args.model, None, args.strength, len(frames))]
         if not args.no_styleswap:
-            jobs.append(("styleswap.r31", "styleswap.r31", args.swap_style, None, min(len(frames), swap_frames or len(frames))))
+            n_swap = min(len(frames), swap_frames or len(frames))
+            jobs.append(("styleswap.r31", "styleswap.r31", args.swap_style, None, n_swap))
         for label, model, style, strength, n in jobs:
             res = evaluate_temporal(frames[:n], model, style_image=style, temporal=strength, flow=flow,
                                     flows=flows[: n - 1] if flows is not None else None, extra_flow=extra_flow,
@@ -225,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         frames = load_frames(SHARED / "media" / "videos" / "imageio_cockatoo_yuv420.mp4", max_frames=6)
         tim = _timing(args.model, args.strength, frames)
         full["timing_640x480"] = tim
-        print(f"\n640x480 cost per frame ({mname}, {tim['frames']} frames, medians): stylise {tim['stylize_s'] * 1000:.0f} ms; "
+        print(f"\n640x480 cost per frame ({mname}, {tim['frames']} frames, medians): "
+              f"stylise {tim['stylize_s'] * 1000:.0f} ms; "
               f"stabilise file {tim['file_s'] * 1000:.1f} ms ({100 * tim['file_overhead']:.1f}%), "
               f"live {tim['live_s'] * 1000:.1f} ms ({100 * tim['live_overhead']:.1f}%)")
     full["rows"] = rows

@@ -10,7 +10,7 @@ import copy
 import logging
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ from torch import nn
 from .base import Backend, BackendOptions, BackendUnavailableError, Runner
 from .cache import EngineCache, ShapeLRU, engine_key
 from .export import DEFAULT_OPSET, cached_onnx, check_example_inputs, example_like, export_key
+
+if TYPE_CHECKING:
+    from ..models.foreign import ForeignOnnxModel
 
 __all__ = ["OnnxRuntimeBackend", "OnnxRuntimeRunner", "convert_fp16"]
 
@@ -160,6 +163,7 @@ class OnnxRuntimeBackend(Backend):
     def __init__(self, options: BackendOptions | None = None) -> None:
         super().__init__(options)
         self.check_available()
+        self._foreign_sessions: dict[tuple[str, str | None, str], Any] = {}  # see _prepare_foreign
 
     def check_available(self) -> None:
         """Raise :class:`BackendUnavailableError` if onnx/onnxscript/onnxruntime are missing."""
@@ -243,6 +247,10 @@ class OnnxRuntimeBackend(Backend):
             raise ValueError("onnx fp16 needs a CUDA device; use fp32 on CPU")
         cache = EngineCache(self.options.cache_dir)
         providers = self.providers(device, prec, cache)
+        from ..models.foreign import ForeignOnnxModel
+
+        if isinstance(model, ForeignOnnxModel):
+            return self._prepare_foreign(model, ex, device, prec, providers)
         dynamic = bool(self.options.extra.get("dynamic", True))
         if dynamic:
             path = self._model_file(model, ex, cache, True, prec, device)
@@ -258,4 +266,29 @@ class OnnxRuntimeBackend(Backend):
             runner = _PerShapeRunner(build, device, int(self.options.extra.get("keep", 4)))
         runner(*(t.to(device) for t in ex))  # warm-up: allocations, kernel selection
         log.info("onnx runner ready (providers: %s)", [p if isinstance(p, str) else p[0] for p in providers])
+        return runner
+
+    def _prepare_foreign(self, model: "ForeignOnnxModel", ex: tuple[torch.Tensor, ...], device: torch.device, prec: str,
+                         providers: list[Any]) -> Runner:
+        """A foreign ONNX model runs from its own file: no export, no cache entry."""
+        from ..models.foreign import ForeignRunner
+
+        if prec != "fp32":
+            raise ValueError(f"{model.spec.name} is run from its ONNX file as it is: precision must be fp32, "
+                             f"got {prec!r} (give an fp16 ONNX file with its own sidecar instead)")
+        # one session per file and providers, shared by every style of the model (a style-vector swap
+        # then costs one warm-up run, not a session build); InferenceSession.run is thread-safe
+        skey = (str(model.onnx_path), model.spec.sha256, repr(providers))
+        session = self._foreign_sessions.get(skey)
+        if session is None:
+            session = self._foreign_sessions[skey] = self._session(model.onnx_path, providers)
+        output = model.output_name
+
+        def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
+            return session.run([output], feeds)[0]
+
+        runner = ForeignRunner(model, run, device, model.onnx_path, self.name)
+        runner(*(t.to(device) for t in ex))  # warm-up
+        log.info("onnx runner ready for foreign %s (providers: %s)", model.onnx_path.name,
+                 [p if isinstance(p, str) else p[0] for p in providers])
         return runner

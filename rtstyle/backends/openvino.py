@@ -13,7 +13,7 @@ import copy
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from torch import nn
 from .base import Backend, BackendOptions, BackendUnavailableError, Runner
 from .cache import EngineCache, ShapeLRU, device_name, engine_key
 from .export import DEFAULT_OPSET, cached_onnx, check_example_inputs, example_like, export_key, input_shapes
+
+if TYPE_CHECKING:
+    from ..models.foreign import ForeignOnnxModel
 
 __all__ = ["OpenVINOBackend", "OpenVINORunner", "ov_config"]
 
@@ -108,6 +111,7 @@ class OpenVINOBackend(Backend):
     def __init__(self, options: BackendOptions | None = None) -> None:
         super().__init__(options)
         self.check_available()
+        self._foreign_compiled: dict[tuple[str, str, str], Any] = {}  # see _prepare_foreign
 
     def check_available(self) -> None:
         """Raise :class:`BackendUnavailableError` if openvino (or the ONNX exporter) is missing."""
@@ -203,6 +207,10 @@ class OpenVINOBackend(Backend):
         cache = EngineCache(o.cache_dir)
         dynamic = bool(o.extra.get("dynamic", True))
         cfg = ov_config(o.precision, o.extra.get("threads"))
+        from ..models.foreign import ForeignOnnxModel
+
+        if isinstance(model, ForeignOnnxModel):
+            return self._prepare_foreign(model, ex, core, cache, ov_device, cfg)
         if dynamic:
             ir = self._ir(model, ex, cache, True, ov_device)
             runner: Runner = OpenVINORunner(core.compile_model(core.read_model(str(ir)), ov_device, cfg))
@@ -217,3 +225,44 @@ class OpenVINOBackend(Backend):
             runner = _PerShapeRunner(build, int(o.extra.get("keep", 4)))
         runner(*ex)  # warm-up: primitive creation
         return runner
+
+    # ------------------------------------------------------------------ foreign ONNX models
+    def _prepare_foreign(self, model: "ForeignOnnxModel", ex: tuple[torch.Tensor, ...], core: Any, cache: EngineCache,
+                         ov_device: str, cfg: dict[str, str]) -> Runner:
+        """A foreign ONNX model: its file converted to IR as it is (cached by the file's sha256), no export."""
+        from ..models.foreign import ForeignRunner
+
+        if self.options.precision == "int8":
+            raise ValueError(f"{model.spec.name}: openvino int8 quantises rtstyle's own exports only; a foreign ONNX "
+                             "model runs as its file is (use fp32, bf16 or fp16, or give an int8 QDQ ONNX file)")
+        ir = self._foreign_ir(model, cache)
+        # one compiled model per IR and settings, shared by every style of the model (a style-vector
+        # swap then costs one warm-up run, not a compile); each runner has its own infer request
+        ckey = (str(ir), ov_device, repr(sorted(cfg.items())))
+        compiled = self._foreign_compiled.get(ckey)
+        if compiled is None:
+            compiled = self._foreign_compiled[ckey] = core.compile_model(core.read_model(str(ir)), ov_device, cfg)
+        request = compiled.create_infer_request()
+        port = compiled.output(model.output_name)
+
+        def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
+            # share_inputs: no copy in; outputs are copied out (the request reuses its buffers)
+            return np.asarray(request.infer(feeds, share_inputs=True, share_outputs=False)[port])
+
+        runner = ForeignRunner(model, run, torch.device("cpu"), ir, self.name)
+        runner(*ex)  # warm-up: primitive creation
+        return runner
+
+    def _foreign_ir(self, model: "ForeignOnnxModel", cache: EngineCache) -> Path:
+        ov = _import_ov()
+        src = model.onnx_path
+        sha = model.spec.sha256 or hashlib.sha256(src.read_bytes()).hexdigest()
+        key = engine_key(model, shapes=[], precision="fp32", backend="openvino",
+                         backend_version=f"openvino-{ov.get_version()}", device="any",
+                         settings={"source": "foreign-onnx", "file": src.name, "onnx_sha256": sha})
+
+        def build(folder: Path) -> None:
+            log.info("converting foreign ONNX %s to OpenVINO IR", src)
+            ov.save_model(ov.convert_model(str(src)), str(folder / IR_FILE), compress_to_fp16=False)
+
+        return cache.put(key, build) / IR_FILE

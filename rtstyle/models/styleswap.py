@@ -188,7 +188,9 @@ class StyleSwapNet(nn.Module):
                   patches.shape[0], self.patch_size, self.patch_size, fw, fh, stride)
         return patches, normalise_patches(patches)
 
-    def forward(self, content: torch.Tensor, patches: torch.Tensor, normalised: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, content: torch.Tensor, patches: torch.Tensor, normalised: torch.Tensor | None = None
+    ) -> torch.Tensor:
         feats = self.encoder(content)
         if min(feats.shape[-2:]) < self.patch_size:
             raise ValueError(f"content {tuple(content.shape[-2:])} is too small for patch size {self.patch_size}")

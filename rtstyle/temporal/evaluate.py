@@ -159,8 +159,9 @@ def evaluate_temporal(
         temporal: ``None``: per-frame only; a float: that strength with both presets (``"file"``
             and ``"live"``, see :func:`~rtstyle.temporal.stabilize.make_temporal`); a filter
             (reported as ``"stabilised"``); or a mapping ``label -> filter``.
-        flow: flow for the warping error: ``"gt"`` (``flows``/``masks`` required), ``"dis"`` or
-            ``"farneback"`` (estimated on the input frames, forward-backward occlusion masks).
+        flow: flow for the warping error: ``"gt"`` (``flows`` required, ``masks`` optional: without
+            them the flow is trusted everywhere inside the frame), ``"dis"`` or ``"farneback"``
+            (estimated on the input frames at full size, forward-backward occlusion masks).
         flows: ``T-1`` flows ``t-1 -> t`` at the frames' original size (for ``flow="gt"``).
         masks: ``T-1`` valid-pixel masks matching ``flows`` (``None`` entries allowed).
         extra_flow: estimated flow methods to report the warping error with as well (a
@@ -211,8 +212,10 @@ def evaluate_temporal(
         if masks is not None:
             import cv2
 
-            gt_masks = [None if m is None else cv2.resize(np.asarray(m, np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-                        for m in list(masks)[: n - 1]]
+            gt_masks = [
+                None if m is None else cv2.resize(np.asarray(m, np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+                for m in list(masks)[: n - 1]
+            ]
     metric_flows: dict[str, tuple[list[np.ndarray], list[np.ndarray | None] | None]] = {}
     if gt_flows is not None:
         metric_flows["gt"] = (gt_flows, gt_masks)

@@ -56,7 +56,7 @@ def pair_warping_errors(
         raise ValueError(f"got {n} stylised frames but {len(input_frames)} input frames")
     if flows is None and input_frames is None:
         raise ValueError("give either the flows or the input frames to estimate them from")
-    estimator = FlowEstimator(flow_method, "medium") if (flows is None or masks is None) and input_frames is not None else None
+    estimator = FlowEstimator(flow_method, "medium") if flows is None else None
 
     errors: list[float] = []
     for t in range(1, n):
@@ -69,15 +69,16 @@ def pair_warping_errors(
             assert estimator is not None and input_frames is not None
             fw = estimator(input_frames[t - 1], input_frames[t])
         if fw.shape[:2] != prev.shape[:2]:
-            raise ValueError(f"flow {t - 1}->{t} is {fw.shape[1]}x{fw.shape[0]}, frames are {prev.shape[1]}x{prev.shape[0]}")
+            raise ValueError(f"flow {t - 1}->{t} is {fw.shape[1]}x{fw.shape[0]}, "
+                             f"frames are {prev.shape[1]}x{prev.shape[0]}")
         mask = masks[t - 1] if masks is not None else None
         if mask is None:
             if estimator is not None and input_frames is not None:
                 bw = estimator(input_frames[t], input_frames[t - 1])
                 mask = fb_consistency_mask(fw, bw)
             else:
-                # Exact flow without masks (e.g. a synthetic, occlusion-free clip): only pixels
-                # whose target leaves the frame lack a prediction.
+                # Given (ground-truth) flow without a mask: trusted everywhere, e.g. a synthetic,
+                # occlusion-free clip; only pixels whose target leaves the frame lack a prediction.
                 mask = inside_mask(fw)
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != prev.shape[:2]:
@@ -113,9 +114,9 @@ def warping_error(
         flows: ``T-1`` flows ``(H, W, 2)``, ``flows[t-1]`` from frame ``t-1`` to ``t`` (ground truth);
             ``None``: estimated from ``input_frames`` with ``flow_method`` (DIS medium at full size).
         masks: ``T-1`` bool masks, ``True`` = valid (not occluded, flow valid); an entry may be
-            ``None``. Missing masks come from a forward-backward check on flows estimated from
-            ``input_frames``, or, without input frames, from the in-frame test only.
-        input_frames: the ``T`` unstylised frames (needed when flows or masks are missing).
+            ``None``. A missing mask is a forward-backward check when the flow is estimated, and
+            only the in-frame test when the flow is given (given flow is trusted as exact).
+        input_frames: the ``T`` unstylised frames (needed when ``flows`` is ``None``).
         flow_method: ``"dis"`` or ``"farneback"``.
 
     Returns:

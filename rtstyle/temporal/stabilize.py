@@ -152,6 +152,8 @@ class FlowStabilizer:
             config = PRESETS[config]
         if config.check not in ("fb", "photometric"):
             raise ValueError(f"check must be 'fb' or 'photometric', got {config.check!r}")
+        if config.interpolation not in ("linear", "cubic", "nearest"):
+            raise ValueError(f"interpolation must be 'linear', 'cubic' or 'nearest', got {config.interpolation!r}")
         if config.detail_sigma < 0 or config.detail_max_gain < 1.0:
             raise ValueError(f"detail_sigma must be >= 0 and detail_max_gain >= 1, got "
                              f"{config.detail_sigma}, {config.detail_max_gain}")
@@ -176,7 +178,9 @@ class FlowStabilizer:
                 self._cuts.reset()
         self.resets += 1
 
-    def _color_stats(self, y: np.ndarray, state: _State | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def _color_stats(
+        self, y: np.ndarray, state: _State | None
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         a = self.config.color_ema
         if a <= 0.0:
             return y, None, None
@@ -218,7 +222,8 @@ class FlowStabilizer:
         if source.dtype != np.uint8 or source.ndim != 3 or source.shape[2] != 3:
             raise ValueError(f"source must be uint8 (H, W, 3) RGB, got {source.dtype} {source.shape}")
         if stylized.shape != source.shape or stylized.dtype != np.uint8:
-            raise ValueError(f"stylized must be uint8 {source.shape} like the source, got {stylized.dtype} {stylized.shape}")
+            raise ValueError(f"stylized must be uint8 {source.shape} like the source, "
+                             f"got {stylized.dtype} {stylized.shape}")
         if self.strength <= 0.0:
             return stylized
         t0 = time.perf_counter()

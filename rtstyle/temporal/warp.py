@@ -63,7 +63,9 @@ def inside_mask(flow: np.ndarray) -> np.ndarray:
     return (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
 
 
-def fb_consistency_mask(flow_fw: np.ndarray, flow_bw: np.ndarray, *, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
+def fb_consistency_mask(
+    flow_fw: np.ndarray, flow_bw: np.ndarray, *, alpha: float = 0.01, beta: float = 0.5
+) -> np.ndarray:
     """Forward-backward consistency check (Sundaram et al. 2010; Ruder et al. 2016).
 
     A pixel ``x`` of frame ``a`` is reliable (not occluded in ``b``) when following the forward
