@@ -40,7 +40,8 @@ def _add_model_opts(p: argparse.ArgumentParser, multi: bool = False) -> None:
     g.add_argument("--size", type=_size, default=None,
                    help="internal resolution: short side in pixels (240) or WxH (320x240); output keeps the input size")
     g.add_argument("--scale", type=float, default=None, help="internal resolution as a factor of the input size")
-    p.add_argument("--backend", "-b", default="eager", help="eager | compiled | onnx | openvino | tensorrt (default eager)")
+    p.add_argument("--backend", "-b", default="auto",
+                   help="auto | eager | compiled | onnx | openvino | tensorrt (default auto: fastest installed)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
     p.add_argument("--precision", default="fp32", help="fp32 | bf16 | fp16 | int8, as the backend supports (default fp32)")
     p.add_argument("--crossfade", type=int, default=0, help="frames over which a style swap blends (default 0)")
@@ -450,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", default="rtstyle-demo", help="output folder (default ./rtstyle-demo)")
     s.add_argument("--model", "-m", default=None)
     s.add_argument("--size", type=_size, default=None)
-    s.add_argument("--backend", "-b", default="eager")
+    s.add_argument("--backend", "-b", default="auto")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_demo)
 

@@ -85,7 +85,8 @@ class Stylizer:
 
     Args:
         model: registry name, checkpoint path or ``nn.Module`` with a ``spec``.
-        backend: ``eager``, ``compiled``, ``onnx``, ``openvino`` or ``tensorrt``.
+        backend: ``eager``, ``compiled``, ``onnx``, ``openvino``, ``tensorrt``, or ``auto`` (the
+            fastest one installed for the device; see :func:`rtstyle.backends.resolve_backend`).
         device: ``cpu`` or ``cuda[:N]``; ``auto`` picks CUDA when present.
         precision: ``fp32``, ``bf16``, ``fp16`` (backend-dependent).
         size: internal resolution: the short side in pixels (``240`` runs a 640x480 stream at
@@ -127,6 +128,9 @@ class Stylizer:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but no CUDA GPU is available")
+        from .backends import resolve_backend
+
+        backend = resolve_backend(backend, device)
         self.backend_name = backend
         self.device = torch.device(device)
         self.precision = precision

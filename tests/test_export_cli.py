@@ -48,7 +48,8 @@ def test_export_tensorrt_unavailable_is_one_error_line(tiny_johnson: Path, tmp_p
 
     if importlib.util.find_spec("torch_tensorrt") is not None and torch.cuda.is_available():
         pytest.skip("TensorRT is available here")
-    rc = main(["-q", "export", "-m", str(tiny_johnson), "-b", "tensorrt", "--size", "64x48", "--cache-dir", str(tmp_path)])
+    rc = main(["-q", "export", "-m", str(tiny_johnson), "-b", "tensorrt", "--size", "64x48",
+               "--cache-dir", str(tmp_path)])
     assert rc == 1
     assert "TensorRT backend needs torch-tensorrt" in _one_error_line(capsys)
     assert not any(tmp_path.iterdir())  # failed before building anything
@@ -113,5 +114,6 @@ def test_style_vector_on_a_model_without_one(tiny_johnson: Path, content_photo: 
 
     src = tmp_path / "in.png"
     cv2.imwrite(str(src), cv2.cvtColor(content_photo, cv2.COLOR_RGB2BGR))
-    rc = main(["-q", "stylize", str(src), "-o", str(tmp_path / "o.png"), "-m", str(tiny_johnson), "--style-vector", "1"])
+    rc = main(["-q", "stylize", str(src), "-o", str(tmp_path / "o.png"), "-m", str(tiny_johnson),
+               "--style-vector", "1"])
     assert rc == 1 and "takes no style vector" in _one_error_line(capsys)

@@ -227,9 +227,15 @@ def engine_key(
 # --------------------------------------------------------------------------- cache
 
 def default_cache_dir() -> Path:
-    """``$RTSTYLE_ENGINES`` if set, else ``./engines``."""
+    """``$RTSTYLE_ENGINES`` if set; else ``./engines`` when run from a checkout of the project (it
+    has ``engines/README.md``); else the user cache ``~/.cache/rtstyle/engines``."""
     env = os.environ.get("RTSTYLE_ENGINES")
-    return Path(env) if env else Path("engines")
+    if env:
+        return Path(env)
+    if (Path("engines") / "README.md").is_file():
+        return Path("engines")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rtstyle" / "engines"
 
 
 class EngineCache:

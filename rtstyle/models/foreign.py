@@ -366,7 +366,7 @@ def _hw(v: Any, where: str) -> tuple[int, int] | None:
         if not m:
             raise SidecarError(f"{where} must be [height, width] or \"WxH\", got {v!r}")
         w, h = int(m.group(1)), int(m.group(2))
-    elif isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+    elif isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) for x in v):
         h, w = int(v[0]), int(v[1])
     else:
         raise SidecarError(f"{where} must be [height, width] or \"WxH\", got {v!r}")
@@ -375,8 +375,12 @@ def _hw(v: Any, where: str) -> tuple[int, int] | None:
     return h, w
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _pos_int(v: Any, where: str) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+    if not _is_int(v) or v < 1:
         raise SidecarError(f"{where} must be a positive integer, got {v!r}")
     return int(v)
 
@@ -404,7 +408,8 @@ def _layout_and_size(shape: Sequence[Dim]) -> tuple[str | None, tuple[int, int] 
     return layout, fixed
 
 
-def _missing_error(graph: GraphInfo | None, sidecar: Path | None, missing: list[str], inferred: dict[str, Any]) -> SidecarError:
+def _missing_error(graph: GraphInfo | None, sidecar: Path | None, missing: list[str],
+                   inferred: dict[str, Any]) -> SidecarError:
     known = "; ".join(f"{k}={v}" for k, v in inferred.items() if v is not None) or "nothing"
     if graph is None:
         return SidecarError(f"built-in foreign spec is missing {', '.join(missing)}")
@@ -452,7 +457,8 @@ def resolve_sidecar(
     g_img, g_layout, g_fixed = _infer_image(graph) if graph else (None, None, None)
     image_input = d.get("image_input", g_img)
     if graph is not None and image_input is not None and image_input not in graph.input_names:
-        raise SidecarError(f"{where}: image_input {image_input!r} is not a graph input ({', '.join(graph.input_names)})")
+        raise SidecarError(f"{where}: image_input {image_input!r} is not a graph input "
+                           f"({', '.join(graph.input_names)})")
     if image_input is None:
         missing.append("image_input")
     elif graph is not None and "image_input" in d:
@@ -594,7 +600,8 @@ def _resolve_input(e: Mapping[str, Any], shape: tuple[Dim, ...], where: str, bas
                 raise SidecarError(f"{here}.input is needed: the style net has inputs {', '.join(ng.input_names)}")
             net_in = cands[0]
         elif net_in not in ng.input_names:
-            raise SidecarError(f"{here}.input {net_in!r} is not an input of {net_path.name} ({', '.join(ng.input_names)})")
+            raise SidecarError(f"{here}.input {net_in!r} is not an input of {net_path.name} "
+                               f"({', '.join(ng.input_names)})")
         g_layout, g_size = _layout_and_size(ng.shape(net_in))
         layout = layout or g_layout
         size = size or g_size
@@ -603,7 +610,8 @@ def _resolve_input(e: Mapping[str, Any], shape: tuple[Dim, ...], where: str, bas
                 raise SidecarError(f"{here}.output is needed: the style net has outputs {', '.join(ng.outputs)}")
             net_out = ng.outputs[0]
         elif net_out not in ng.outputs:
-            raise SidecarError(f"{here}.output {net_out!r} is not an output of {net_path.name} ({', '.join(ng.outputs)})")
+            raise SidecarError(f"{here}.output {net_out!r} is not an output of {net_path.name} "
+                               f"({', '.join(ng.outputs)})")
     if layout not in LAYOUTS:
         raise SidecarError(f"{here}.layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     return ForeignInput(name, kind, shape, net=net_path, net_layout=layout, net_size=size,
@@ -727,7 +735,8 @@ def _aux_runner(path: Path, output: str) -> Callable[[dict[str, np.ndarray]], np
             try:
                 import openvino as ov
             except ImportError:
-                raise BackendUnavailableError(f"running {path.name} needs onnxruntime or openvino: {_INSTALL}") from None
+                raise BackendUnavailableError(
+                    f"running {path.name} needs onnxruntime or openvino: {_INSTALL}") from None
             compiled = ov.Core().compile_model(str(path), "CPU")
             req, port = compiled.create_infer_request(), compiled.output(output)
 
@@ -875,7 +884,8 @@ class ForeignVectorModel(ForeignOnnxModel):
 
         See :func:`parse_style_vector`.
         """
-        return parse_style_vector(value, self.vector_size, styles=self.spec.styles, what=f"{self.spec.name} style vector")
+        return parse_style_vector(value, self.vector_size, styles=self.spec.styles,
+                                  what=f"{self.spec.name} style vector")
 
     def default_style_vector(self) -> list[float]:
         """The sidecar's default blend (style 0 unless it says otherwise)."""
