@@ -45,6 +45,10 @@ def _add_model_opts(p: argparse.ArgumentParser, multi: bool = False) -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
     p.add_argument("--precision", default="fp32", help="fp32 | bf16 | fp16 | int8, as the backend supports (default fp32)")
     p.add_argument("--crossfade", type=int, default=0, help="frames over which a style swap blends (default 0)")
+    p.add_argument("--temporal", type=float, default=None, metavar="STRENGTH",
+                   help="flow-guided flicker reduction, 0..0.95 (e.g. 0.8); off by default")
+    p.add_argument("--temporal-preset", choices=["file", "live"], default=None,
+                   help="stabiliser quality/cost preset (default: file for stylize, live for live)")
     p.add_argument("--report", type=Path, default=None, help="write a JSON run report here")
 
 
@@ -69,8 +73,16 @@ def _make_stylizer(args: argparse.Namespace, model: str, live: bool = False):
             size = get_spec(model).default_size
         except KeyError:
             size = None
+    temporal = None
+    if getattr(args, "temporal", None) is not None:
+        from .temporal import make_temporal
+
+        if not 0.0 <= args.temporal < 1.0:
+            raise CLIError(f"--temporal must be in [0, 1), got {args.temporal}")
+        temporal = make_temporal(args.temporal, args.temporal_preset or ("live" if live else "file"))
     stylizer = Stylizer(model, backend=args.backend, device=args.device, precision=args.precision,
-                        size=size, scale=args.scale, style_image=args.style, crossfade=args.crossfade)
+                        size=size, scale=args.scale, style_image=args.style, crossfade=args.crossfade,
+                        temporal=temporal)
     _apply_style_vector(stylizer, getattr(args, "style_vector", None))
     return stylizer
 
@@ -246,6 +258,32 @@ def cmd_grid(args: argparse.Namespace) -> int:
     path = save_grid(args.output, inputs, rows, cell_width=args.cell_width)
     if not args.quiet:
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """``rtstyle eval temporal``: warping error and style loss, per-frame vs stabilised."""
+    from .temporal.evaluate import evaluate_temporal
+
+    src = Path(args.video)
+    if not src.exists():
+        raise CLIError(f"input not found: {src}")
+    max_size = _size(args.max_size) if args.max_size else None
+    if isinstance(max_size, int):
+        raise CLIError("--max-size must be WxH")
+    rep = evaluate_temporal(str(src), args.model or DEFAULT_MODEL, style_image=args.style, temporal=args.strength,
+                            flow=args.flow, max_frames=args.max_frames, max_size=max_size,
+                            loss_style=args.loss_style, loss_frames=args.loss_frames)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(rep, indent=2) + "\n")
+    print(f"{rep['frames']} frames at {rep['size'][0]}x{rep['size'][1]}, flow {rep['flow']}, model {rep['model']}")
+    print(f"{'variant':<12}{'warping err':>13}{'reduction':>11}{'style loss':>12}{'SL change':>11}{'added cost':>12}")
+    for name, v in rep["variants"].items():
+        red, slc, ov, sl = (v.get(k) for k in ("warping_error_reduction", "style_loss_change", "overhead", "style_loss"))
+        print(f"{name:<12}{v['warping_error']:>13.5f}{(f'{100 * red:.0f}%' if red is not None else '-'):>11}"
+              f"{(f'{sl:.4g}' if sl is not None else '-'):>12}{(f'{100 * slc:+.0f}%' if slc is not None else '-'):>11}"
+              f"{(f'{100 * ov:.1f}%' if ov is not None else '-'):>12}")
     return 0
 
 
@@ -465,6 +503,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-side", type=int, default=640, help="resize inputs to this longer side before stylising")
     s.add_argument("--cell-width", type=int, default=320)
     s.set_defaults(func=cmd_grid)
+
+    s = sub.add_parser("eval", help="evaluations (temporal: warping error of a video, per-frame vs stabilised)")
+    esub = s.add_subparsers(dest="what", required=True, metavar="WHAT")
+    e = esub.add_parser("temporal", help="warping error (Lai et al. 2018) and style loss, with and without --temporal")
+    e.add_argument("--video", required=True, help="video file or folder of frames")
+    e.add_argument("--model", "-m", default=None)
+    e.add_argument("--style", default=None, help="style image, for models that take one")
+    e.add_argument("--strength", type=float, default=0.8, help="stabiliser strength to compare (default 0.8)")
+    e.add_argument("--flow", default="dis", choices=["dis", "farneback"], help="flow of the metric (default dis)")
+    e.add_argument("--max-frames", type=int, default=30)
+    e.add_argument("--max-size", default="640x480", help="downscale frames to fit WxH (default 640x480)")
+    e.add_argument("--loss-style", default=None, help="style image for the style loss (default: --style)")
+    e.add_argument("--loss-frames", type=int, default=6)
+    e.add_argument("--report", type=Path, default=None)
+    s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("train", help="train a model")
     tsub = s.add_subparsers(dest="family", required=True, metavar="FAMILY")

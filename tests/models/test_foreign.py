@@ -111,6 +111,7 @@ def test_missing_third_party_weights_clear_error(monkeypatch: pytest.MonkeyPatch
 
 def test_module_contract(multistyle: ForeignVectorModel, onnx_dir: Path) -> None:
     assert isinstance(multistyle, torch.nn.Module) and multistyle.preferred_backend == "onnx"
+    assert multistyle.supported_backends == ("onnx", "openvino")
     assert multistyle.onnx_path == onnx_dir / "multistyle26.onnx"
     assert multistyle.input_names == ("image", "style_weights") and multistyle.output_name == "stylized"
     assert multistyle.spec.sha256 and len(multistyle.spec.sha256) == 64
