@@ -188,7 +188,10 @@ def run_bench(model: str, backends: list[str], size: tuple[int, int] | int = (64
                 "stages": r["stages"],
             }
     if live_seconds > 0:
-        rep["live"] = live_run(model, backends[0], precision, device, (640, 480), live_size, live_seconds)
+        from .backends import resolve_backend
+
+        rep["live"] = live_run(model, resolve_backend("auto", device), "fp32", device, (640, 480), live_size, live_seconds)
+        rep["live"]["backend"] = resolve_backend("auto", device)
     if print_table:
         print(f"model {model}  frames {frames} at {size[0]}x{size[1]}  device {device}")
         print(f"naive loop (decode -> eager fp32 -> encode, 1 thread): {naive['fps']:.2f} fps")
@@ -202,6 +205,55 @@ def run_bench(model: str, backends: list[str], size: tuple[int, int] | int = (64
                   f"{r['pipeline_over_inference']:>11.2f}{(ps if ps is not None else float('nan')):>9.1f}")
         if "live" in rep:
             lv = rep["live"]
-            print(f"live synthetic 640x480@30 (internal {live_size or 'native'}): {lv['fps']:.1f} fps out, "
+            print(f"live synthetic 640x480@30 (internal {live_size or 'native'}, {lv['backend']}): {lv['fps']:.1f} fps out, "
                   f"dropped {lv['frames_dropped']}, latency p50 {lv.get('latency_ms_p50')} ms p95 {lv.get('latency_ms_p95')} ms")
     return rep
+
+
+def model_macs(model: Any, example: Any) -> int:
+    """Multiply-accumulates of one forward pass, counted from the conv/linear layers actually run."""
+    import torch
+    from torch import nn
+
+    total = 0
+
+    def hook(mod: nn.Module, inp: Any, out: Any) -> None:
+        nonlocal total
+        if isinstance(mod, nn.Conv2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1] * (mod.in_channels // mod.groups)
+            total += out.numel() * k
+        elif isinstance(mod, nn.ConvTranspose2d):
+            total += inp[0].numel() * mod.out_channels * mod.kernel_size[0] * mod.kernel_size[1] // mod.groups
+        elif isinstance(mod, nn.Linear):
+            total += out.numel() * mod.in_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    try:
+        with torch.inference_mode():
+            model(example)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def matmul_macs_per_s(n: int = 2048, runs: int = 5, dtype: str = "fp32", device: str = "cpu") -> float:
+    """Attainable MAC/s of this machine: median of an ``n x n`` matmul in ``dtype`` (the roofline
+    ceiling that convolution kernels are compared against)."""
+    import torch
+
+    dt = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    a = torch.randn(n, n, dtype=dt, device=device)
+    b = torch.randn(n, n, dtype=dt, device=device)
+    for _ in range(2):
+        a @ b
+    ts = []
+    for _ in range(runs):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        a @ b
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        ts.append(time.perf_counter() - t)
+    return n**3 / statistics.median(ts)

@@ -141,6 +141,8 @@ class Stylizer:
         self.options = BackendOptions(device=str(self.device), precision=precision, cache_dir=base.cache_dir,
                                       min_shape=base.min_shape, max_shape=base.max_shape, extra=dict(base.extra))
         self.backend = create_backend(backend, self.options)
+        # models that run only on some backends (a foreign ONNX file) get their preferred one
+        self._backends = {backend: self.backend}
         self._frame_size = frame_size
         self.temporal = temporal
         self._lock = threading.Lock()
@@ -193,6 +195,8 @@ class Stylizer:
         Prepared states are cached by (model, style), so switching back is instant.
         """
         name = model if isinstance(model, (str, Path)) else getattr(getattr(model, "spec", None), "name", type(model).__name__)
+        if isinstance(style_vector, str):
+            raise TypeError("parse a text style vector with the model's parse_style_vector() first")
         vec_key = "" if style_vector is None else "vec:" + ",".join(f"{float(v):.6g}" for v in np.ravel(np.asarray(style_vector, dtype=float)))
         key = (str(name) if isinstance(model, (str, Path)) else f"module:{id(model)}", _image_key(style_image) + vec_key)
         with self._lock:
@@ -226,7 +230,12 @@ class Stylizer:
         m = max(1, spec.size_multiple)
         example = torch.zeros(1, 3, -(-ih // m) * m, -(-iw // m) * m, device=self.device)
         example = example + (spec.input_range[0] + spec.input_range[1]) / 2
-        runner = self.backend.prepare(module, (example, *style_inputs))
+        ok = getattr(module, "supported_backends", None)
+        bname = self.backend_name if ok is None or self.backend_name in ok else module.preferred_backend
+        if bname not in self._backends:
+            log.info("%s runs on %s, not %s", spec.name, bname, self.backend_name)
+            self._backends[bname] = create_backend(bname, self.options)
+        runner = self._backends[bname].prepare(module, (example, *style_inputs))
         label = str(name) + (f"+{Path(style_image).stem}" if isinstance(style_image, (str, Path)) else "")
         if style_vector is not None:
             label += f"[{vec_key[4:]}]"

@@ -127,9 +127,20 @@ def main(argv: list[str] | None = None) -> int:
         r["speedup_vs_eager_fp32"], r["rel_err_vs_eager_fp32"] = ratio, err
         print(f"{r['backend']:<10}{r['precision']:<10}{r['median_ms']:>10.1f}{r['min_ms']:>9.1f}"
               f"{1000 / r['median_ms']:>7.2f}{ratio:>14.2f}x{err:>10.1e}{r['prepare_s']:>11.1f}")
+    # fraction of the machine's peak: achieved MAC/s over a large fp32 matmul's, measured in this run
+    from rtstyle.bench import matmul_macs_per_s, model_macs
+
+    macs = model_macs(model.float().eval(), x)
+    peak = matmul_macs_per_s(device=args.device)
+    print(f"\nmodel: {macs / 1e9:.2f} GMAC per frame; 2048^3 fp32 matmul here: {peak / 1e9:.1f} GMAC/s")
+    for r in results:
+        if "error" not in r:
+            r["gmac_per_s"] = macs / (r["median_ms"] / 1000) / 1e9
+            r["fraction_of_matmul_peak"] = r["gmac_per_s"] * 1e9 / peak
+            print(f"  {r['backend']}/{r['precision']}: {r['gmac_per_s']:.1f} GMAC/s = {100 * r['fraction_of_matmul_peak']:.0f}% of the matmul rate")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        out = {"model": label, "size": [w, h], "device": args.device, "device_name": device_name(args.device),
+        out = {"model": label, "gmac_per_frame": macs / 1e9, "matmul_gmac_per_s": peak / 1e9, "size": [w, h], "device": args.device, "device_name": device_name(args.device),
                "torch": torch.__version__, "python": platform.python_version(), "warmup": args.warmup, "runs": args.runs,
                "results": [{k: v for k, v in r.items() if k != "output"} for r in results]}
         args.json.write_text(json.dumps(out, indent=2) + "\n")
