@@ -387,5 +387,5 @@ def _from_model_output(y: torch.Tensor, spec: ModelSpec) -> np.ndarray:
         y = (y - lo) * (255.0 / (hi - lo))
     if spec.color_order == "BGR":
         y = y.flip(1)
-    y = y.clamp_(0.0, 255.0).add_(0.5).to(torch.uint8)
+    y = y.clamp(0.0, 255.0).add(0.5).to(torch.uint8)  # out of place: y may be an inference tensor
     return y[0].permute(1, 2, 0).contiguous().cpu().numpy()
