@@ -273,6 +273,19 @@ class Pipeline:
                 if self._abort.is_set() or (self._stop.is_set() and self.live):
                     return self._STOP_WORKER
 
+    def _take(self) -> Any:
+        """Next frame to stylise with due swaps applied; ``None`` for a frame skipped while
+        paused; or ``_END`` / ``_STOP_WORKER``."""
+        item = self._next_input()
+        if item is _END or item is self._STOP_WORKER:
+            return item
+        if self.paused.is_set() and self.live:
+            self.stats.drop()
+            return None
+        if self._pending:
+            self._apply_schedule(item)
+        return item
+
     def _emit(self, out: Frame) -> bool:
         st = self.stats
         st.stages["preprocess"].add(out.meta["t_pre"])
@@ -290,16 +303,10 @@ class Pipeline:
                 self._worker_cuda()
                 return
             while True:
-                item = self._next_input()
-                if item is _END or item is self._STOP_WORKER:
+                frame = self._take()
+                if frame is _END or frame is self._STOP_WORKER:
                     break
-                frame: Frame = item
-                if self.paused.is_set() and self.live:
-                    self.stats.drop()
-                    continue
-                if self._pending:
-                    self._apply_schedule(frame)
-                if not self._emit(self.stylizer(frame)):
+                if frame is not None and not self._emit(self.stylizer(frame)):
                     break
         except BaseException as e:  # noqa: BLE001
             self._fail(e)
@@ -315,17 +322,13 @@ class Pipeline:
 
         db = CudaDoubleBuffer(self.stylizer)
         while True:
-            item = self._next_input()
-            if item is self._STOP_WORKER:
+            frame = self._take()
+            if frame is self._STOP_WORKER:
                 return
-            if item is _END:
+            if frame is _END:
                 break
-            frame: Frame = item
-            if self.paused.is_set() and self.live:
-                self.stats.drop()
+            if frame is None:
                 continue
-            if self._pending:
-                self._apply_schedule(frame)
             ready = db.push(frame)
             if ready is not None and not self._emit(ready):
                 return
@@ -432,23 +435,15 @@ class Pipeline:
             raise KeyboardInterrupt
         return self.stats
 
+    def _report_fields(self) -> dict[str, Any]:
+        st = self.stylizer
+        return dict(model=st.spec.name, style=st.style_name, backend=st.backend_name, device=str(st.device),
+                    precision=st.precision, live=self.live, swaps=st.swaps)
+
     def report(self, **extra: Any) -> dict[str, Any]:
-        return self.stats.report(
-            model=self.stylizer.spec.name,
-            style=self.stylizer.style_name,
-            backend=self.stylizer.backend_name,
-            device=str(self.stylizer.device),
-            precision=self.stylizer.precision,
-            live=self.live,
-            swaps=self.stylizer.swaps,
-            **extra,
-        )
+        """The run report: model/backend/device, frame counts, fps, per-stage times, latency."""
+        return self.stats.report(**{**self._report_fields(), **extra})
 
     def write_report(self, path: str | Path, **extra: Any) -> dict[str, Any]:
-        import json
-
-        rep = self.report(**extra)
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(rep, indent=2) + "\n")
-        return rep
+        """Write :meth:`report` as JSON to ``path``."""
+        return self.stats.write_report(path, **{**self._report_fields(), **extra})

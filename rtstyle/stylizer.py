@@ -213,7 +213,7 @@ class Stylizer:
             encode = getattr(module, "encode_style", None)
             if encode is None:
                 raise TypeError(f"model {spec.name} needs a style image but has no encode_style()")
-            img = _load_style_image(style_image)
+            img = load_style_image(style_image)
             with torch.inference_mode():
                 style_inputs = tuple(t.to(self.device) for t in encode(_to_model_input(img, spec, torch.device("cpu"))))
         elif style_image is not None:
@@ -348,7 +348,8 @@ class Stylizer:
         return res
 
 
-def _load_style_image(img: np.ndarray | str | Path) -> np.ndarray:
+def load_style_image(img: np.ndarray | str | Path) -> np.ndarray:
+    """A style image as RGB uint8 (arrays are validated, files read and capped at 1024 px)."""
     if isinstance(img, np.ndarray):
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"style image must be uint8 HxWx3 RGB, got {img.dtype} {img.shape}")

@@ -113,16 +113,9 @@ def _stats(times: list[float]) -> dict[str, float]:
 
 
 def _style_array(img: np.ndarray | str | os.PathLike) -> np.ndarray:
-    if isinstance(img, np.ndarray):
-        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-            raise ValueError(f"style image must be uint8 (H, W, 3) RGB, got {img.dtype} {img.shape}")
-        return img
-    from ..training.data import load_rgb
+    from ..stylizer import load_style_image
 
-    p = Path(img)
-    if not p.is_file():
-        raise FileNotFoundError(f"style image not found: {p}")
-    return load_rgb(p, max_side=1024)
+    return load_style_image(img)
 
 
 def _subset(n: int, k: int | None) -> list[int]:
