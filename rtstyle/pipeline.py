@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .frame import Frame
-from .io.base import Sink, Source
+from .io.base import LatestFrameSlot, Sink, Source
 from .stats import RunStats
 from .stylizer import ModelLike, StyleState, Stylizer
 
@@ -35,45 +35,32 @@ log = logging.getLogger(__name__)
 _END = object()
 
 
-class _Latest:
-    """One-slot buffer: ``put`` replaces an unread item (returns True when it dropped one).
+class _Latest(LatestFrameSlot):
+    """Live-mode stage buffer: the sources' latest-wins slot speaking the pipeline's queue protocol
+    (``put`` says whether it replaced an unread frame; ``_END`` marks the end without discarding
+    an unread frame; an empty wait raises ``queue.Empty``)."""
 
-    ``put(_END)`` marks the end without discarding an unread frame: ``get`` returns that frame
-    first, then ``_END``.
-    """
+    def put(self, item: Any) -> bool:  # type: ignore[override]
+        if item is _END:
+            self.finish()
+            return False
+        before = self.dropped
+        super().put(item)
+        return self.dropped > before
 
-    def __init__(self) -> None:
-        self._item: Any = None
-        self._has = False
-        self._ended = False
-        self._cv = threading.Condition()
-
-    def put(self, item: Any) -> bool:
-        with self._cv:
-            if item is _END:
-                self._ended = True
-                self._cv.notify()
-                return False
-            dropped = self._has
-            self._item, self._has = item, True
-            self._cv.notify()
-            return dropped
+    def get(self, timeout: float | None = None) -> Any:  # type: ignore[override]
+        try:
+            frame = super().get(timeout)
+        except TimeoutError:
+            raise queue.Empty from None
+        return _END if frame is None else frame
 
     def discard(self) -> int:
         """Drop an unread frame; returns how many (0 or 1)."""
-        with self._cv:
-            had = int(self._has)
-            self._item, self._has = None, False
+        with self._cond:
+            had = int(self._frame is not None)
+            self._frame = None
             return had
-
-    def get(self, timeout: float | None = None) -> Any:
-        with self._cv:
-            if not self._cv.wait_for(lambda: self._has or self._ended, timeout):
-                raise queue.Empty
-            if not self._has:
-                return _END
-            item, self._item, self._has = self._item, None, False
-            return item
 
 
 class _Bounded:
