@@ -153,8 +153,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             raise CLIError("image input needs an image file or folder as output (e.g. out.jpg or out_dir/)")
         if in_is_video and Path(out).suffix.lower() not in VIDEO_EXTS:
             raise CLIError(f"video input needs a video output ({', '.join(sorted(VIDEO_EXTS))}), got {out}")
+        sinks = _open_sinks([out], info)  # an unwritable output fails before any model work
         stylizer = _make_stylizer(args, model)
-        sinks = _open_sinks([out], info)
         bar = tqdm(total=info.frame_count, unit="frame", desc="stylize", disable=args.quiet, dynamic_ncols=True)
         pipe = Pipeline(src, stylizer, sinks, schedule=schedule, max_frames=args.max_frames,
                         on_frame=lambda f: bar.update(1))
@@ -179,8 +179,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     models = args.model or [DEFAULT_MODEL]
     src = open_source(args.source)
     with src:
+        sinks = _open_sinks(args.sink or ["window"], src.info)  # no display/device: fail before model work
         stylizer = _make_stylizer(args, models[0], live=True)
-        sinks = _open_sinks(args.sink or ["window"], src.info)
         pipe = Pipeline(src, stylizer, sinks, live=True, styles=models, max_frames=args.max_frames)
         for m in models[1:]:  # warm the cycle in the background so hotkeys switch instantly
             stylizer.prefetch(m)

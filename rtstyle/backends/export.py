@@ -46,6 +46,19 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
+@contextlib.contextmanager
+def _quiet_logger(name: str, level: int = logging.ERROR):
+    """Raise one library logger's level for the duration (the exporter warns once per missing
+    torchvision op, which this project never uses)."""
+    lg = logging.getLogger(name)
+    old = lg.level
+    lg.setLevel(level)
+    try:
+        yield
+    finally:
+        lg.setLevel(old)
+
 # 18 is the oldest opset the torch.export exporter writes natively (older ones go through a
 # version converter); onnxruntime >= 1.14, OpenVINO >= 2023.0 and TensorRT >= 8.6 read it.
 DEFAULT_OPSET = 18
@@ -161,7 +174,8 @@ def export_onnx(
     os.close(fd)
     try:
         # the exporter prints its progress to stdout, and torch 2.13 warns about its own pytree use
-        with contextlib.redirect_stdout(io.StringIO()), torch.no_grad(), warnings.catch_warnings():
+        with contextlib.redirect_stdout(io.StringIO()), torch.no_grad(), warnings.catch_warnings(), \
+                _quiet_logger("torch.onnx._internal.exporter._registration"):
             warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec", category=FutureWarning)
             torch.onnx.export(
                 m,
