@@ -84,7 +84,7 @@ def naive_loop(clip: Path, out: Path, model: Any) -> dict[str, float]:
 
 
 def pipeline_run(clip: Path, out: Path, model: str, backend: str, precision: str, device: str,
-                 keep_every: int = 10) -> tuple[dict[str, Any], dict[int, np.ndarray]]:
+                 keep_every: int = 10, preset: str = "veryfast") -> tuple[dict[str, Any], dict[int, np.ndarray]]:
     """rtstyle file mode (threads, bounded queues, the chosen backend); returns report + sample outputs."""
     from .io import VideoFileSink, VideoFileSource
     from .pipeline import Pipeline
@@ -100,7 +100,7 @@ def pipeline_run(clip: Path, out: Path, model: str, backend: str, precision: str
     st = Stylizer(model, backend=backend, precision=precision, device=device)
     with VideoFileSource(str(clip)) as src:
         st.set_frame_size(src.info.width, src.info.height)
-        sink = VideoFileSink(str(out), fps=src.info.fps, time_base=src.info.extra.get("time_base"))
+        sink = VideoFileSink(str(out), fps=src.info.fps, time_base=src.info.extra.get("time_base"), preset=preset)
         prep = time.perf_counter() - t0
         pipe = Pipeline(src, st, [sink], on_frame=keep)
         pipe.run()

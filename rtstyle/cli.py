@@ -117,7 +117,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_sinks(specs: Sequence[str], src_info: Any, allow_existing: bool = True) -> list:
+def _open_sinks(specs: Sequence[str], src_info: Any, encode: dict[str, Any] | None = None) -> list:
     from .io import open_sink
 
     sinks = []
@@ -127,6 +127,7 @@ def _open_sinks(specs: Sequence[str], src_info: Any, allow_existing: bool = True
         if suffix in VIDEO_EXTS or spec.startswith(("udp://", "rtmp://", "vcam")):
             kw["fps"] = src_info.fps or 30.0
         if suffix in VIDEO_EXTS:
+            kw.update({k: v for k, v in (encode or {}).items() if v is not None})
             kw["time_base"] = src_info.extra.get("time_base")
             if src_info.has_audio and src_info.path and not src_info.live:
                 kw["audio_from"] = src_info.path
@@ -153,7 +154,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             raise CLIError("image input needs an image file or folder as output (e.g. out.jpg or out_dir/)")
         if in_is_video and Path(out).suffix.lower() not in VIDEO_EXTS:
             raise CLIError(f"video input needs a video output ({', '.join(sorted(VIDEO_EXTS))}), got {out}")
-        sinks = _open_sinks([out], info)  # an unwritable output fails before any model work
+        sinks = _open_sinks([out], info, {"crf": args.crf, "preset": args.encoder_preset})  # fail before model work
         stylizer = _make_stylizer(args, model)
         bar = tqdm(total=info.frame_count, unit="frame", desc="stylize", disable=args.quiet, dynamic_ncols=True)
         pipe = Pipeline(src, stylizer, sinks, schedule=schedule, max_frames=args.max_frames,
@@ -218,7 +219,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with resources.as_file(resources.files("rtstyle.assets").joinpath("sample.mp4")) as sample:
         ns = argparse.Namespace(input=sample, output=out / "demo.mp4", model=args.model or DEFAULT_MODEL, style=None,
                                 size=args.size, scale=None, backend=args.backend, device=args.device, precision="fp32",
-                                crossfade=0, report=out / "demo_report.json", swap=None, max_frames=None, quiet=args.quiet)
+                                crossfade=0, report=out / "demo_report.json", swap=None, max_frames=None, quiet=args.quiet,
+                                crf=None, encoder_preset=None, temporal=None, temporal_preset=None, style_vector=None)
         cmd_stylize(ns)
         # before/after grid: sample frames x shipped styles
         from .stylizer import Stylizer
@@ -468,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help="output image, folder, or video (audio is copied)")
     _add_model_opts(s)
     s.add_argument("--swap", default=None, help="style schedule, e.g. 5s=johnson.wave_lite,12s=johnson.starry_night_lite")
+    s.add_argument("--crf", type=int, default=None, help="video quality (x264 CRF, lower = better; default 18)")
+    s.add_argument("--encoder-preset", default=None,
+                   help="x264 preset (default veryfast; superfast/ultrafast leave more CPU to inference, bigger files)")
     s.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     s.set_defaults(func=cmd_stylize)
 
