@@ -9,7 +9,8 @@ Two semantics, chosen from the source:
 * **live** (camera, stream, synthetic live): between stages sits a one-slot "latest" buffer;
   a newer frame replaces an unconsumed one, which is counted as dropped. Latency never builds up.
 * **file**: bounded blocking queues; no frame is ever dropped or duplicated, order and
-  timestamps are kept. Lossy sinks (a preview window) may skip frames without slowing the rest.
+  timestamps are kept. Every sink sees every frame, so a preview window beside a file output
+  shows the job at the job's pace.
 """
 from __future__ import annotations
 
