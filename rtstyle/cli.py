@@ -32,7 +32,15 @@ def _add_model_opts(p: argparse.ArgumentParser, multi: bool = False) -> None:
     p.add_argument("--model", "-m", action="append" if multi else "store", default=None,
                    help="registry name (see `rtstyle models`), checkpoint path (.pth/.safetensors), or family:PATH"
                    + (". Repeat to give a cycle for next/previous-style controls" if multi else ""))
-    p.add_argument("--style", default=None, help="style image, for models that take one")
+    p.add_argument("--style", action="append", default=None,
+                   help="style image, for models that take one; adain.*: repeat to interpolate several")
+    p.add_argument("--style-weights", default=None, help="adain.*: weights of the repeated --style images, e.g. 0.3,0.7")
+    p.add_argument("--alpha", type=float, default=None, help="adain.*/wct.*: content-style strength 0..1 (default 1)")
+    p.add_argument("--colour", choices=["luminance", "histogram"], default=None,
+                   help="adain.*: keep the content's colours (luminance-only transfer, or match the style's colours first)")
+    p.add_argument("--colour-reference", default=None, help="adain.* --colour histogram: the content image to match to")
+    p.add_argument("--mask", default=None,
+                   help="adain.*: region mask image/.npy (white = first style, black = second style or none)")
     p.add_argument("--style-vector", default=None, metavar="BLEND",
                    help="for multi-style models (onnx.multistyle26): a style index (3), a blend (3:0.5,7:0.5) "
                    "or all weights comma-separated")
@@ -80,11 +88,47 @@ def _make_stylizer(args: argparse.Namespace, model: str, live: bool = False):
         if not 0.0 <= args.temporal < 1.0:
             raise CLIError(f"--temporal must be in [0, 1), got {args.temporal}")
         temporal = make_temporal(args.temporal, args.temporal_preset or ("live" if live else "file"))
-    stylizer = Stylizer(model, backend=args.backend, device=args.device, precision=args.precision,
-                        size=size, scale=args.scale, style_image=args.style, crossfade=args.crossfade,
+    target, style_image = _model_with_controls(args, model)
+    stylizer = Stylizer(target, backend=args.backend, device=args.device, precision=args.precision,
+                        size=size, scale=args.scale, style_image=style_image, crossfade=args.crossfade,
                         temporal=temporal)
     _apply_style_vector(stylizer, getattr(args, "style_vector", None))
     return stylizer
+
+
+def _model_with_controls(args: argparse.Namespace, model: str) -> tuple[Any, str | None]:
+    """The model (a name, or a module built with --alpha/--colour/--mask) and its style image."""
+    styles: list[str] = list(getattr(args, "style", None) or [])
+    for p in styles:
+        if not Path(p).is_file():
+            raise CLIError(f"style image not found: {p}")
+    ctrl = {k: getattr(args, k, None) for k in ("alpha", "colour", "mask")}
+    ctrl = {k: v for k, v in ctrl.items() if v is not None}
+    if getattr(args, "colour_reference", None):
+        ctrl["colour_reference"] = args.colour_reference
+    weights = getattr(args, "style_weights", None)
+    if not ctrl and len(styles) <= 1 and weights is None:
+        return model, (styles[0] if styles else None)
+    from .models import create_model, get_spec
+
+    try:
+        family = get_spec(model).family
+    except KeyError:
+        family = ""
+    if family not in ("adain", "wct"):
+        raise CLIError("--alpha/--colour/--mask/--style-weights and several --style apply to adain.* and wct.* models")
+    if family == "wct" and set(ctrl) - {"alpha"}:
+        raise CLIError("wct.* takes --alpha only")
+    net = create_model(model, **ctrl)
+    if len(styles) > 1 or weights is not None:
+        try:
+            w = [float(x) for x in weights.split(",")] if weights else None
+        except ValueError:
+            raise CLIError(f"--style-weights must be comma-separated numbers, got {weights!r}") from None
+        if family != "adain":
+            raise CLIError("several --style images are interpolated by adain.* models only")
+        return net.with_styles(styles, w), None
+    return net, (styles[0] if styles else None)
 
 
 def _apply_style_vector(stylizer: Any, text: str | None) -> None:
@@ -253,7 +297,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
         inputs.append(img[: img.shape[0] // 4 * 4, : img.shape[1] // 4 * 4])
     rows = []
     for m in args.model or [DEFAULT_MODEL]:
-        st = Stylizer(m, backend=args.backend, device=args.device, style_image=args.style)
+        st = Stylizer(m, backend=args.backend, device=args.device, style_image=args.style[0] if args.style else None)
         label = Path(m).stem if Path(m).is_file() else m
         rows.append((label, [st.stylize(i) for i in inputs]))
         st.close()
@@ -502,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="+")
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--model", "-m", action="append", default=None, help="repeat for one row per model")
-    s.add_argument("--style", default=None, help="style image, for models that take one")
+    s.add_argument("--style", action="append", default=None, help="style image, for models that take one")
     s.add_argument("--backend", "-b", default="eager")
     s.add_argument("--device", default="cpu")
     s.add_argument("--max-side", type=int, default=640, help="resize inputs to this longer side before stylising")

@@ -165,3 +165,29 @@ def test_stylize_with_temporal_and_eval_temporal(videos: Path, tiny_johnson: Pat
     assert "warping err" in capsys.readouterr().out
     assert main(["stylize", str(videos / "imageio_realshort.mp4"), "-o", str(tmp_path / "x.mp4"), "--model",
                  str(tiny_johnson), "--temporal", "1.5"]) == 1
+
+
+def test_adain_controls_from_the_cli(shared: Path, content_photo: np.ndarray, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+
+    monkeypatch.setenv("RTSTYLE_WEIGHTS", str(shared / "weights"))
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), cv2.cvtColor(content_photo, cv2.COLOR_RGB2BGR))
+    styles = shared / "media" / "styles"
+    a, b = str(styles / "starry_night.jpg"), str(styles / "the_scream.jpg")
+    outs = {}
+    for name, extra in {"a": ["--style", a], "ab": ["--style", a, "--style", b, "--style-weights", "0.5,0.5"],
+                        "a0": ["--style", a, "--alpha", "0"], "lum": ["--style", a, "--colour", "luminance"]}.items():
+        out = tmp_path / f"{name}.png"
+        assert main(["-q", "stylize", str(src), "-o", str(out), "-m", "adain.r31", "--backend", "eager", *extra]) == 0
+        outs[name] = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB).astype(float)
+    assert np.abs(outs["a"] - outs["ab"]).mean() > 3  # the blend differs from style A alone
+    # alpha 0 is the decoder's reconstruction: much closer to the photo than full style
+    assert np.abs(outs["a0"] - content_photo).mean() < np.abs(outs["a"] - content_photo).mean()
+    # luminance-only transfer keeps the photo's chroma
+    ycc = lambda x: cv2.cvtColor(x.astype(np.uint8), cv2.COLOR_RGB2YCrCb).astype(float)[..., 1:]
+    assert np.abs(ycc(outs["lum"]) - ycc(content_photo)).mean() < np.abs(ycc(outs["a"]) - ycc(content_photo)).mean()
+    capsys.readouterr()
+    assert main(["stylize", str(src), "-o", str(tmp_path / "x.png"), "--alpha", "0.5"]) == 1
+    assert "adain" in capsys.readouterr().err

@@ -1,0 +1,85 @@
+"""WCT at relu3_1: the coloured features carry the style's covariance; Stylizer with a style swap."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rtstyle.models import create_model, get_spec
+from rtstyle.models.wct import colouring_matrix, feature_covariance, wct
+
+
+def _rgb(path: Path, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    img = cv2.imread(str(path))
+    if img is None:
+        pytest.skip(f"cannot read {path}")
+    return np.ascontiguousarray(cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), size, interpolation=cv2.INTER_AREA))
+
+
+def _t(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+
+
+@pytest.fixture(scope="module")
+def styles(shared: Path) -> dict[str, np.ndarray]:
+    root = shared / "media" / "styles"
+    return {n: _rgb(root / f"{n}.jpg", (192, 160)) for n in ("starry_night", "the_scream")}
+
+
+@pytest.fixture(scope="module")
+def lst(shared_weights: Path) -> dict[str, Path]:
+    d = shared_weights / "lst"
+    return {"encoder_path": d / "vgg_r31.pth", "decoder_path": d / "dec_r31.pth"}
+
+
+def test_whiten_colour_on_random_features() -> None:
+    g = torch.Generator().manual_seed(0)
+    mix = torch.randn(8, 8, generator=g, dtype=torch.float64)
+    content = (mix @ torch.randn(8, 400, generator=g, dtype=torch.float64)).view(1, 8, 20, 20)
+    style = (torch.randn(8, 8, generator=g, dtype=torch.float64) @ torch.randn(8, 500, generator=g, dtype=torch.float64)
+             + 3.0).view(1, 8, 20, 25)
+    ms, cs = feature_covariance(style)
+    out = wct(content, ms, colouring_matrix(cs, 1e-9), 1e-9)
+    mo, co = feature_covariance(out)
+    torch.testing.assert_close(co, cs, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(mo, ms)
+
+
+def test_output_features_have_style_covariance(lst: dict[str, Path], content_photo: np.ndarray,
+                                               styles: dict[str, np.ndarray]) -> None:
+    assert get_spec("wct.r31").needs_style_image
+    model = create_model("wct.r31", **lst)
+    content, style = _t(content_photo), _t(styles["starry_night"])
+    mean, colouring, alpha = model.encode_style(style)
+    assert mean.shape == (1, 256, 1, 1) and colouring.shape == (256, 256) and alpha.shape == (1,)
+    with torch.no_grad():
+        f = model.features(content, mean, colouring, alpha)
+        ms, cs = feature_covariance(model.encoder(style))
+        y = model(content, mean, colouring, alpha)
+    mo, co = feature_covariance(f)
+    assert float((co - cs).norm() / cs.norm()) < 1e-3
+    assert float((mo - ms).abs().max()) < 1e-3
+    assert y.shape == content.shape
+    zero = create_model("wct.r31", alpha=0.0, **lst)
+    with torch.no_grad():
+        rec = model.decoder(model.encoder(content))
+        torch.testing.assert_close(zero(content, *zero.encode_style(style)), rec, atol=1e-5, rtol=1e-5)
+
+
+def test_stylizer_with_style_swap(lst: dict[str, Path], content_photo: np.ndarray,
+                                  styles: dict[str, np.ndarray]) -> None:
+    from rtstyle.stylizer import Stylizer
+
+    st = Stylizer(create_model("wct.r31", **lst), style_image=styles["starry_night"], frame_size=(160, 120))
+    try:
+        y1 = st.stylize(content_photo)
+        st.set_style(style_image=styles["the_scream"], wait=True)
+        y2 = st.stylize(content_photo)
+        assert y1.shape == y2.shape == content_photo.shape
+        assert np.abs(y1.astype(float) - y2.astype(float)).mean() > 5
+    finally:
+        st.close()
