@@ -296,15 +296,19 @@ class Stylizer:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ the hot path
-    def _run(self, state: StyleState, img: np.ndarray) -> np.ndarray:
+    def _run(self, state: StyleState, img: np.ndarray, index: int = 0) -> np.ndarray:
         spec = state.spec
+        style_inputs = state.style_inputs
+        per_frame = getattr(state.model, "frame_style_inputs", None)
+        if per_frame is not None and style_inputs:  # e.g. an animated region mask
+            style_inputs = per_frame(index, style_inputs)
         h, w = img.shape[:2]
         x = _to_model_input(img, spec, self.device)
         m = max(1, spec.size_multiple)
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
-        y = state.runner(x, *state.style_inputs)
+        y = state.runner(x, *style_inputs)
         y = y[..., :h, :w]
         return _from_model_output(y, spec)
 
@@ -327,11 +331,11 @@ class Stylizer:
         else:
             small = src
         t1 = time.perf_counter()
-        out = self._run(state, small)
+        out = self._run(state, small, frame.index)
         if fade is not None and fade.done < fade.total:
             fade.done += 1
             a = fade.done / (fade.total + 1)
-            old = self._run(fade.old, small)
+            old = self._run(fade.old, small, frame.index)
             out = (out.astype(np.float32) * a + old.astype(np.float32) * (1 - a) + 0.5).astype(np.uint8)
             if fade.done >= fade.total:
                 self._fade = None

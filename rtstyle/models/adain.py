@@ -364,6 +364,16 @@ class AdaINNet(nn.Module):
             mask = mask(int(frame_index))
         return mask_to_regions(load_mask(mask, n_styles), n_styles)  # type: ignore[arg-type]
 
+    def frame_style_inputs(self, frame_index: int, style_inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """Style inputs for one frame: with an animated mask the region input is re-evaluated for
+        ``frame_index`` (same shape, so the same engine); otherwise ``style_inputs`` unchanged."""
+        mask = self.controls.mask
+        if mask is None or not callable(mask) or isinstance(mask, (np.ndarray, str, Path)):
+            return style_inputs
+        regions = self.mask_input(frame_index, int(style_inputs[0].shape[0]))
+        assert regions is not None
+        return style_inputs[:-1] + (regions.to(style_inputs[-1].device, style_inputs[-1].dtype),)
+
     # ------------------------------------------------------------------ style encoding
     def _prepare_style(self, style: torch.Tensor) -> torch.Tensor:
         if style.dim() != 4 or style.shape[:2] != (1, 3):
@@ -498,6 +508,9 @@ class AdaINStyleSet(nn.Module):
         if self.net.controls.mask is not None:
             return self.net.combine_stats(self._stats, None)
         return self.net.combine_stats(self._stats, list(np.ravel(np.asarray(vector, dtype=float))))
+
+    def frame_style_inputs(self, frame_index: int, style_inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        return self.net.frame_style_inputs(frame_index, style_inputs)
 
     def forward(self, content: torch.Tensor, *style_inputs: torch.Tensor) -> torch.Tensor:
         return self.net(content, *style_inputs)

@@ -219,3 +219,30 @@ def test_onnx_matches_eager(lst: dict[str, Path], content: torch.Tensor, styles:
         got = runner(content, *ins).float()
         mse = float(((got - ref) ** 2).mean())
         assert 10 * np.log10(1.0 / max(mse, 1e-12)) >= 35
+
+
+def test_animated_mask_is_evaluated_per_frame_by_the_stylizer(lst: dict[str, Path], content_photo: np.ndarray,
+                                                             styles: dict[str, np.ndarray]) -> None:
+    from rtstyle.frame import Frame
+    from rtstyle.stylizer import Stylizer
+
+    h, w = content_photo.shape[:2]
+
+    def mask(i: int) -> np.ndarray:  # the styled half moves from left (even frames) to right (odd)
+        m = np.full((h, w), -1, np.int64)
+        if i % 2 == 0:
+            m[:, : w // 2] = 0
+        else:
+            m[:, w // 2 :] = 0
+        return m
+
+    net = create_model("adain.r31", mask=mask, **lst)
+    st = Stylizer(net, style_image=styles["starry_night"])
+    plain = Stylizer(create_model("adain.r31", alpha=0.0, **lst), style_image=styles["starry_night"])
+    recon = plain(Frame(content_photo, 0)).image.astype(float)
+    f0 = st(Frame(content_photo, 0)).image.astype(float)
+    f1 = st(Frame(content_photo, 1)).image.astype(float)
+    left, right = (slice(None), slice(0, w // 2 - 8)), (slice(None), slice(w // 2 + 8, None))
+    d0 = [np.abs(f0[r] - recon[r]).mean() for r in (left, right)]
+    d1 = [np.abs(f1[r] - recon[r]).mean() for r in (left, right)]
+    assert d0[0] > 2 * d0[1] and d1[1] > 2 * d1[0], (d0, d1)
