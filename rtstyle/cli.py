@@ -222,7 +222,17 @@ def cmd_live(args: argparse.Namespace) -> int:
     from .pipeline import Pipeline
 
     models = args.model or [DEFAULT_MODEL]
-    src = open_source(args.source)
+    cam_kw: dict[str, Any] = {}
+    if args.camera_size:
+        if not isinstance(args.camera_size, tuple):
+            raise CLIError("--camera-size must be WxH, e.g. 1280x720")
+        cam_kw.update(width=args.camera_size[0], height=args.camera_size[1])
+    if args.camera_fps:
+        cam_kw["fps"] = args.camera_fps
+    try:
+        src = open_source(args.source, **cam_kw)
+    except TypeError:
+        raise CLIError("--camera-size/--camera-fps apply to camera sources (cam:N, /dev/videoN)") from None
     with src:
         sinks = _open_sinks(args.sink or ["window"], src.info)  # no display/device: fail before model work
         stylizer = _make_stylizer(args, models[0], live=True)
@@ -524,6 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--source", default="cam:0", help="cam:N, /dev/videoN, URL, synthetic[:WxH@FPS] or a file (default cam:0)")
     s.add_argument("--sink", action="append", help="window, vcam[:DEVICE], udp://..., rtmp://..., or a file; repeatable (default window)")
     _add_model_opts(s, multi=True)
+    s.add_argument("--camera-size", type=_size, default=None, help="ask the camera for WxH (e.g. 1280x720)")
+    s.add_argument("--camera-fps", type=float, default=None, help="ask the camera for this frame rate")
     s.add_argument("--control-port", type=int, default=None, help="serve controls on 127.0.0.1:PORT (0: any free port)")
     s.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     s.add_argument("--max-frames", type=int, default=None, help="stop after N frames read")
