@@ -57,8 +57,25 @@ def _input(args: argparse.Namespace) -> torch.Tensor:
     return torch.rand(1, 3, h, w, generator=g) * 255
 
 
+def _calibration(args: argparse.Namespace) -> list[torch.Tensor]:
+    import cv2
+
+    w, h = args.size
+    files = sorted(p for p in Path(args.calib).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[: args.calib_count]
+    out = []
+    for p in files:
+        img = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+        out.append(torch.from_numpy(cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)).permute(2, 0, 1)[None].float())
+    return out
+
+
 def bench_one(model: torch.nn.Module, x: torch.Tensor, backend: str, precision: str, args: argparse.Namespace) -> dict[str, Any]:
-    opts = BackendOptions(device=args.device, precision=precision, cache_dir=args.cache_dir)
+    extra: dict[str, Any] = {}
+    if precision == "int8":
+        if not args.calib:
+            raise ValueError("int8 needs --calib DIR (representative images for post-training quantisation)")
+        extra["calibration"] = _calibration(args)
+    opts = BackendOptions(device=args.device, precision=precision, cache_dir=args.cache_dir, extra=extra)
     t0 = time.perf_counter()
     runner = create_backend(backend, opts).prepare(model, (x,))
     prepare_s = time.perf_counter() - t0
@@ -93,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", help="engine cache (default $RTSTYLE_ENGINES or ./engines)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--calib", type=Path, help="folder of images for int8 calibration (openvino:int8)")
+    p.add_argument("--calib-count", type=int, default=16)
     args = p.parse_args(argv)
 
     model, label = _model(args)
@@ -115,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ref = next((r for r in results if r.get("backend") == "eager" and r.get("precision") == "fp32" and "output" in r), None)
     print(f"\n{'backend':<10}{'precision':<10}{'median ms':>10}{'min ms':>9}{'fps':>7}{'vs eager fp32':>15}"
-          f"{'rel err':>10}{'prepare s':>11}")
+          f"{'rel err':>10}{'PSNR dB':>9}{'prepare s':>11}")
     for r in results:
         if "error" in r:
             print(f"{r['backend']:<10}{r['precision']:<10}  {r['error'][:90]}")
@@ -125,8 +144,16 @@ def main(argv: list[str] | None = None) -> int:
         if ref is not None and ref["output"].shape == r["output"].shape:
             err = (torch.linalg.vector_norm(r["output"] - ref["output"]) / torch.linalg.vector_norm(ref["output"])).item()
         r["speedup_vs_eager_fp32"], r["rel_err_vs_eager_fp32"] = ratio, err
+        if ref is not None and ref["output"].shape == r["output"].shape:
+            from rtstyle.bench import psnr
+
+            def u8(t: torch.Tensor) -> Any:
+                return t.clamp(0, 255)[0].permute(1, 2, 0).round().byte().numpy()
+
+            r["psnr_vs_eager_fp32_db"] = psnr(u8(r["output"]), u8(ref["output"]))
         print(f"{r['backend']:<10}{r['precision']:<10}{r['median_ms']:>10.1f}{r['min_ms']:>9.1f}"
-              f"{1000 / r['median_ms']:>7.2f}{ratio:>14.2f}x{err:>10.1e}{r['prepare_s']:>11.1f}")
+              f"{1000 / r['median_ms']:>7.2f}{ratio:>14.2f}x{err:>10.1e}{r.get('psnr_vs_eager_fp32_db', float('nan')):>9.1f}"
+              f"{r['prepare_s']:>11.1f}")
     # fraction of the machine's peak: achieved MAC/s over a large fp32 matmul's, measured in this run
     from rtstyle.bench import matmul_macs_per_s, model_macs
 

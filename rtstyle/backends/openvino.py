@@ -182,9 +182,22 @@ class OpenVINOBackend(Backend):
         return items
 
     def _quantize(self, m: Any, calib: list[tuple[torch.Tensor, ...]]) -> Any:
+        """Post-training int8 of the convolutions only.
+
+        Quantising everything cost the Engstrom net ~7 dB (23 dB PSNR vs fp32 on held-out photos at
+        640x480): instance-norm statistics and the tanh*150 output stage amplify int8 error. Keeping
+        the norm/elementwise ops and the first and last convolution in fp32, with the MIXED preset
+        (asymmetric activations), measured 33.5 dB at ~1.8x the fp32 IR's speed on this CPU.
+        """
         nncf = self._import_nncf()
         dataset = nncf.Dataset(calib, lambda item: {i: t.numpy() for i, t in enumerate(item)})
-        return nncf.quantize(m, dataset, subset_size=len(calib))
+        convs = [op.get_friendly_name() for op in m.get_ordered_ops() if op.get_type_name() == "Convolution"]
+        keep = nncf.IgnoredScope(
+            types=["MVN", "Tanh", "Sigmoid", "Multiply", "Add", "Subtract", "Divide", "Sqrt", "Power", "ReduceMean"],
+            names=[convs[0], convs[-1]] if len(convs) > 1 else [],
+            validate=False,
+        )
+        return nncf.quantize(m, dataset, subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED, ignored_scope=keep)
 
     # ------------------------------------------------------------------ Backend
     def prepare(self, model: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> Runner:
