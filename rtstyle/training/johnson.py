@@ -113,10 +113,22 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
     preview_t = torch.from_numpy(preview_src[: preview_src.shape[0] // 4 * 4, : preview_src.shape[1] // 4 * 4].copy())
     preview_t = preview_t.permute(2, 0, 1)[None].float().to(dev)
 
+    # the loss history survives resumes: earlier runs' entries up to the checkpoint are kept
+    hist_path = out / "history.json"
+    history: list[dict[str, float]] = []
+    if step and hist_path.exists():
+        history = [h for h in json.loads(hist_path.read_text()) if h.get("step", 0) <= step]
+
+    def save_history() -> None:
+        tmp = hist_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(history))
+        tmp.replace(hist_path)
+
     def save_ckpt() -> None:
         tmp = ckpt.with_suffix(".tmp")
         torch.save({"model": net.state_dict(), "optim": opt.state_dict(), "step": step, "config": asdict(cfg)}, tmp)
         tmp.replace(ckpt)
+        save_history()
 
     def save_preview() -> None:
         import cv2
@@ -128,7 +140,6 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
         both = np.concatenate([preview_t[0].permute(1, 2, 0).byte().cpu().numpy(), y], axis=1)
         cv2.imwrite(str(out / f"preview_{step:06d}.jpg"), cv2.cvtColor(both, cv2.COLOR_RGB2BGR))
 
-    history: list[dict[str, float]] = []
     net.train()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {name}", unit="step", disable=not progress, dynamic_ncols=True)
     t0 = time.perf_counter()
@@ -191,7 +202,6 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
         },
     )
     path = save_rtstyle_weights(net.cpu(), spec, out / weights_name)
-    with open(out / "history.json", "w") as f:
-        json.dump(history, f)
+    save_history()
     log.info("wrote %s", path)
     return path
