@@ -262,8 +262,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Stylise the bundled sample clip with the embedded default(s) and write a before/after grid."""
     from importlib import resources
 
-    import numpy as np
-
     from .io import open_source
     from .models import list_models
     from .grid import save_grid

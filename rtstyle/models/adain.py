@@ -45,7 +45,7 @@ from torch import nn
 
 from ._registry import register_model
 from ._spec import ModelSpec
-from .lst import LSTDecoder, LSTEncoder, load_decoder, load_encoder
+from .lst import LSTDecoder, LSTEncoder, cap_style_image, load_decoder, load_encoder, r31_spec
 
 __all__ = [
     "AdaINControls",
@@ -376,13 +376,7 @@ class AdaINNet(nn.Module):
 
     # ------------------------------------------------------------------ style encoding
     def _prepare_style(self, style: torch.Tensor) -> torch.Tensor:
-        if style.dim() != 4 or style.shape[:2] != (1, 3):
-            raise ValueError(f"style must be (1, 3, H, W) RGB in [0, 1], got {tuple(style.shape)}")
-        h, w = style.shape[-2:]
-        if self.max_style_side is not None and max(h, w) > self.max_style_side:
-            s = self.max_style_side / max(h, w)
-            size = (max(16, round(h * s)), max(16, round(w * s)))
-            style = F.interpolate(style, size=size, mode="bilinear", align_corners=False, antialias=True)
+        style = cap_style_image(style, self.max_style_side)
         if self._reference is not None:
             style = match_colour(style, self._reference)
         return style
@@ -518,18 +512,11 @@ class AdaINStyleSet(nn.Module):
 
 # --------------------------------------------------------------------------- registry
 
-_SPEC = ModelSpec(
-    name="adain.r31",
-    family="adain",
-    description="arbitrary style by AdaIN at relu3_1 (Huang & Belongie 2017), no training; needs --style IMG",
-    input_range=(0.0, 1.0),
-    output_range=(0.0, 1.0),
-    size_multiple=4,
-    needs_style_image=True,
-    default_size=256,
-    licence="BSD-2 (LinearStyleTransfer encoder/decoder; weights are third-party, not shipped)",
-    weights="lst/vgg_r31.pth + lst/dec_r31.pth",
-    extra={"layer": "relu3_1", "alpha": 1.0, "colour": None},
+_SPEC = r31_spec(
+    "adain.r31",
+    "adain",
+    "arbitrary style by AdaIN at relu3_1 (Huang & Belongie 2017), no training; needs --style IMG",
+    {"layer": "relu3_1", "alpha": 1.0, "colour": None},
 )
 
 

@@ -34,8 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..weights import resolve_weight
+from ._spec import ModelSpec
 
-__all__ = ["LEVELS", "LSTDecoder", "LSTEncoder", "LSTLayoutError", "load_decoder", "load_encoder"]
+__all__ = ["LEVELS", "LSTDecoder", "LSTEncoder", "LSTLayoutError", "cap_style_image", "load_decoder", "load_encoder",
+           "r31_spec"]
 
 log = logging.getLogger(__name__)
 _M = TypeVar("_M", bound=nn.Module)
@@ -217,3 +219,33 @@ def _frozen(net: _M) -> _M:
     for p in net.parameters():
         p.requires_grad_(False)
     return net.eval()
+
+
+def cap_style_image(style: torch.Tensor, max_side: int | None, min_side: int = 16) -> torch.Tensor:
+    """Check a style image ``(1, 3, H, W)`` in [0, 1] and downscale it so its longer side is at most
+    ``max_side`` (neither side below ``min_side``); the style families on this encoder share it."""
+    if style.dim() != 4 or style.shape[:2] != (1, 3):
+        raise ValueError(f"style must be (1, 3, H, W) RGB in [0, 1], got {tuple(style.shape)}")
+    h, w = style.shape[-2:]
+    if max_side is not None and max(h, w) > max_side:
+        s = max_side / max(h, w)
+        size = (max(min_side, round(h * s)), max(min_side, round(w * s)))
+        style = F.interpolate(style, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return style
+
+
+def r31_spec(name: str, family: str, description: str, extra: dict) -> ModelSpec:
+    """The contract shared by every model built on the relu3_1 encoder/decoder pair."""
+    return ModelSpec(
+        name=name,
+        family=family,
+        description=description,
+        input_range=(0.0, 1.0),
+        output_range=(0.0, 1.0),
+        size_multiple=4,
+        needs_style_image=True,
+        default_size=256,
+        licence="BSD-2 (LinearStyleTransfer encoder/decoder; weights are third-party, not shipped)",
+        weights="lst/vgg_r31.pth + lst/dec_r31.pth",
+        extra=extra,
+    )

@@ -36,7 +36,7 @@ from torch import nn
 
 from ._registry import register_model
 from ._spec import ModelSpec
-from .lst import LSTDecoder, LSTEncoder, load_decoder, load_encoder
+from .lst import LSTDecoder, LSTEncoder, cap_style_image, load_decoder, load_encoder, r31_spec
 
 __all__ = ["StyleSwapNet", "extract_patches", "normalise_patches", "style_swap"]
 
@@ -170,13 +170,8 @@ class StyleSwapNet(nn.Module):
         Args:
             style: ``(1, 3, H, W)`` RGB in [0, 1].
         """
-        if style.dim() != 4 or style.shape[:2] != (1, 3):
-            raise ValueError(f"style must be (1, 3, H, W) RGB in [0, 1], got {tuple(style.shape)}")
         h, w = style.shape[-2:]
-        if self.max_style_side is not None and max(h, w) > self.max_style_side:
-            s = self.max_style_side / max(h, w)
-            size = (max(4 * self.patch_size, round(h * s)), max(4 * self.patch_size, round(w * s)))
-            style = F.interpolate(style, size=size, mode="bilinear", align_corners=False, antialias=True)
+        style = cap_style_image(style, self.max_style_side, min_side=4 * self.patch_size)
         feats = self.encoder(style)
         fh, fw = feats.shape[-2:]
         if min(fh, fw) < self.patch_size:
@@ -198,18 +193,11 @@ class StyleSwapNet(nn.Module):
         return self.decoder(swapped)
 
 
-_SPEC = ModelSpec(
-    name="styleswap.r31",
-    family="styleswap",
-    description="arbitrary style by patch swap at relu3_1 (Chen & Schmidt 2016); needs --style IMG",
-    input_range=(0.0, 1.0),
-    output_range=(0.0, 1.0),
-    size_multiple=4,
-    needs_style_image=True,
-    default_size=256,
-    licence="BSD-2 (LinearStyleTransfer encoder/decoder; weights are third-party, not shipped)",
-    weights="lst/vgg_r31.pth + lst/dec_r31.pth",
-    extra={"patch_size": 3, "max_style_side": 256, "max_patches": 1024, "layer": "relu3_1"},
+_SPEC = r31_spec(
+    "styleswap.r31",
+    "styleswap",
+    "arbitrary style by patch swap at relu3_1 (Chen & Schmidt 2016); needs --style IMG",
+    {"patch_size": 3, "max_style_side": 256, "max_patches": 1024, "layer": "relu3_1"},
 )
 
 

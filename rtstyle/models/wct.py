@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ._registry import register_model
 from ._spec import ModelSpec
-from .lst import LSTDecoder, LSTEncoder, load_decoder, load_encoder
+from .lst import LSTDecoder, LSTEncoder, cap_style_image, load_decoder, load_encoder, r31_spec
 
 __all__ = ["WCTNet", "colouring_matrix", "feature_covariance", "wct"]
 
@@ -98,13 +97,7 @@ class WCTNet(nn.Module):
     @torch.no_grad()
     def encode_style(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Style image ``(1, 3, H, W)`` in [0, 1] -> ``(mean (1, C, 1, 1), colouring (C, C), alpha (1,))``."""
-        if style.dim() != 4 or style.shape[:2] != (1, 3):
-            raise ValueError(f"style must be (1, 3, H, W) RGB in [0, 1], got {tuple(style.shape)}")
-        h, w = style.shape[-2:]
-        if self.max_style_side is not None and max(h, w) > self.max_style_side:
-            s = self.max_style_side / max(h, w)
-            size = (max(16, round(h * s)), max(16, round(w * s)))
-            style = F.interpolate(style, size=size, mode="bilinear", align_corners=False, antialias=True)
+        style = cap_style_image(style, self.max_style_side)
         mean, cov = feature_covariance(self.encoder(style).double())
         colour = colouring_matrix(cov, self.eps).float()
         return mean.float(), colour, torch.tensor([self.alpha])
@@ -123,18 +116,11 @@ class WCTNet(nn.Module):
         return self.decoder(self.features(content, mean, colouring, alpha))
 
 
-_SPEC = ModelSpec(
-    name="wct.r31",
-    family="wct",
-    description="arbitrary style by whitening/colouring at relu3_1 (Li et al. 2017), no training; eager only",
-    input_range=(0.0, 1.0),
-    output_range=(0.0, 1.0),
-    size_multiple=4,
-    needs_style_image=True,
-    default_size=256,
-    licence="BSD-2 (LinearStyleTransfer encoder/decoder; weights are third-party, not shipped)",
-    weights="lst/vgg_r31.pth + lst/dec_r31.pth",
-    extra={"layer": "relu3_1", "alpha": 1.0, "eps": 1e-5},
+_SPEC = r31_spec(
+    "wct.r31",
+    "wct",
+    "arbitrary style by whitening/colouring at relu3_1 (Li et al. 2017), no training; eager only",
+    {"layer": "relu3_1", "alpha": 1.0, "eps": 1e-5},
 )
 
 
