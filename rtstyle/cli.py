@@ -35,7 +35,9 @@ def _add_model_opts(p: argparse.ArgumentParser, multi: bool = False) -> None:
     p.add_argument("--style", action="append", default=None,
                    help="style image, for models that take one; adain.*: repeat to interpolate several")
     p.add_argument("--style-weights", default=None, help="adain.*: weights of the repeated --style images, e.g. 0.3,0.7")
-    p.add_argument("--alpha", type=float, default=None, help="adain.*/wct.*: content-style strength 0..1 (default 1)")
+    p.add_argument("--alpha", type=float, default=None, help="adain.*/wct.*/msgnet.*: content-style strength 0..1 (default 1)")
+    p.add_argument("--brush", type=float, default=None,
+                   help="msgnet.*: brush-stroke size as the style image's longer side in pixels (default 256; larger = bigger strokes)")
     p.add_argument("--colour", choices=["luminance", "histogram"], default=None,
                    help="adain.*: keep the content's colours (luminance-only transfer, or match the style's colours first)")
     p.add_argument("--colour-reference", default=None, help="adain.* --colour histogram: the content image to match to")
@@ -99,6 +101,11 @@ def _make_stylizer(args: argparse.Namespace, model: str, live: bool = False):
 def _model_with_controls(args: argparse.Namespace, model: str) -> tuple[Any, str | None]:
     """The model (a name, or a module built with --alpha/--colour/--mask) and its style image."""
     styles: list[str] = list(getattr(args, "style", None) or [])
+    family = _family(model)
+    if family == "msgnet":
+        return _msgnet_with_controls(args, model, styles)
+    if getattr(args, "brush", None) is not None:
+        raise CLIError("--brush applies to msgnet.* models")
     for p in styles:
         if not Path(p).is_file():
             raise CLIError(f"style image not found: {p}")
@@ -109,12 +116,8 @@ def _model_with_controls(args: argparse.Namespace, model: str) -> tuple[Any, str
     weights = getattr(args, "style_weights", None)
     if not ctrl and len(styles) <= 1 and weights is None:
         return model, (styles[0] if styles else None)
-    from .models import create_model, get_spec
+    from .models import create_model
 
-    try:
-        family = get_spec(model).family
-    except KeyError:
-        family = ""
     if family not in ("adain", "wct"):
         raise CLIError("--alpha/--colour/--mask/--style-weights and several --style apply to adain.* and wct.* models")
     if family == "wct" and set(ctrl) - {"alpha"}:
@@ -129,6 +132,44 @@ def _model_with_controls(args: argparse.Namespace, model: str) -> tuple[Any, str
             raise CLIError("several --style images are interpolated by adain.* models only")
         return net.with_styles(styles, w), None
     return net, (styles[0] if styles else None)
+
+
+def _family(model: str) -> str:
+    from .models import get_spec
+
+    if str(model).startswith("msgnet:"):
+        return "msgnet"
+    try:
+        return get_spec(model).family
+    except KeyError:
+        return ""
+
+
+def _msgnet_with_controls(args: argparse.Namespace, model: str, styles: list[str]) -> tuple[Any, str | None]:
+    """MSG-Net: ``--style`` is a style image file or a bank style (name, index or blend)."""
+    from .models import create_model
+
+    if len(styles) > 1:
+        raise CLIError("msgnet.*: give one --style (an image, a bank style name/index, or a blend like wave:0.5,udnie:0.5)")
+    if getattr(args, "mask", None) or getattr(args, "style_weights", None):
+        raise CLIError("msgnet.* takes --style, --brush, --alpha and --colour luminance")
+    if getattr(args, "colour", None) not in (None, "luminance"):
+        raise CLIError("msgnet.* supports --colour luminance")
+    ctrl = {k: getattr(args, k, None) for k in ("brush", "alpha", "colour")}
+    ctrl = {k: v for k, v in ctrl.items() if v is not None}
+    style = styles[0] if styles else None
+    image = style if style is not None and Path(style).is_file() else None
+    if style is not None and image is None:
+        if any(style.lower().endswith(e) for e in (".jpg", ".jpeg", ".png", ".bmp", ".webp")):
+            raise CLIError(f"style image not found: {style}")
+        ctrl["style"] = style
+    try:
+        net = create_model(model, **{k: v for k, v in ctrl.items() if k != "style"})
+        if "style" in ctrl:
+            net = net.with_controls(weights=net.parse_style_vector(ctrl["style"]))
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    return net, image
 
 
 def _apply_style_vector(stylizer: Any, text: str | None) -> None:
@@ -355,6 +396,38 @@ def cmd_train(args: argparse.Namespace) -> int:
             if not Path(p).exists():
                 raise CLIError(f"{what} not found: {p}")
         path = train_johnson(cfg, progress=not args.quiet)
+        print(f"wrote {path}")
+        return 0
+    if args.family == "adain":
+        from .training.adain import AdaINTrainConfig, train_adain
+
+        for p, what in ((args.content, "content folder"), (args.styles, "style folder")):
+            if not Path(p).is_dir():
+                raise CLIError(f"{what} not found: {p}")
+        cfg_a = AdaINTrainConfig(content=args.content, styles=args.styles, out=args.out, name=args.name, vgg=args.vgg,
+                                 exclude=tuple(args.exclude), steps=args.steps, batch=args.batch, size=args.size_,
+                                 base=args.base, lr=args.lr, style_weight=args.style_weight,
+                                 content_weight=args.content_weight, checkpoint_every=args.checkpoint_every,
+                                 preview_every=args.preview_every, preview_content=args.preview_content,
+                                 preview_style=args.preview_style, seed=args.seed, device=args.device)
+        path = train_adain(cfg_a, progress=not args.quiet)
+        print(f"wrote {path}")
+        return 0
+    if args.family == "msgnet":
+        from .training.msgnet import MSGNetTrainConfig, train_msgnet
+
+        for p, what in ((args.styles, "style folder"), (args.data, "data folder")):
+            if not Path(p).is_dir():
+                raise CLIError(f"{what} not found: {p}")
+        cfg_m = MSGNetTrainConfig(styles=args.styles, data=args.data, out=args.out, name=args.name, vgg=args.vgg,
+                                  steps=args.steps, batch=args.batch, size=args.size_,
+                                  style_sizes=tuple(args.style_sizes), bank_sizes=tuple(args.bank_sizes),
+                                  ngf=args.ngf, n_blocks=args.n_blocks, stem=args.stem, down1=args.down1,
+                                  up1=args.up1, up2=args.up2, lr=args.lr, content_weight=args.content_weight,
+                                  style_weight=args.style_weight, checkpoint_every=args.checkpoint_every,
+                                  preview_every=args.preview_every, preview=args.preview, seed=args.seed,
+                                  device=args.device)
+        path = train_msgnet(cfg_m, progress=not args.quiet)
         print(f"wrote {path}")
         return 0
     raise CLIError(f"unknown family {args.family!r}")
@@ -602,6 +675,58 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
     t.add_argument("--amp", default="auto", help="auto | bf16 | fp16 | off")
+    t = tsub.add_parser("adain", help="the AdaIN decoder for the VGG16 relu4_1 encoder (any style image at run time)")
+    t.add_argument("--content", required=True, help="folder of content photos")
+    t.add_argument("--styles", required=True, help="folder of style images (searched recursively)")
+    t.add_argument("--out", required=True, help="run folder (checkpoint, previews, final .safetensors); rerun to resume")
+    t.add_argument("--name", default="adain.vgg16", help="registry name")
+    t.add_argument("--vgg", default=None, help="VGG16 encoder weights (default: $RTSTYLE_WEIGHTS, the user cache, torchvision's cache)")
+    t.add_argument("--exclude", action="append", default=[], metavar="STEM",
+                   help="style image (file name or stem) to hold out for evaluation; repeat")
+    t.add_argument("--steps", type=int, default=8000)
+    t.add_argument("--batch", type=int, default=4)
+    t.add_argument("--size", dest="size_", type=int, default=128, help="training crop size (images decoded at 2x)")
+    t.add_argument("--base", type=int, default=32, help="decoder base width (64 = the paper's decoder)")
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--content-weight", type=float, default=1.0)
+    t.add_argument("--style-weight", type=float, default=10.0)
+    t.add_argument("--checkpoint-every", type=int, default=200)
+    t.add_argument("--preview-every", type=int, default=500)
+    t.add_argument("--preview-content", default=None)
+    t.add_argument("--preview-style", default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+
+    def sizes(text: str) -> list[int]:
+        return [int(v) for v in text.split(",") if v.strip()]
+
+    t = tsub.add_parser("msgnet", help="an MSG-Net (CoMatch) multi-style net on a folder of style images")
+    t.add_argument("--styles", required=True, help="folder of style images (file stems name the styles)")
+    t.add_argument("--data", required=True, help="folder of content photos")
+    t.add_argument("--out", required=True, help="run folder (checkpoint, previews, final .safetensors); rerun to resume")
+    t.add_argument("--name", default="msgnet.lite", help="registry name")
+    t.add_argument("--vgg", default=None, help="VGG16 weights (default: $RTSTYLE_WEIGHTS, the user cache, torchvision's cache)")
+    t.add_argument("--steps", type=int, default=8000)
+    t.add_argument("--batch", type=int, default=2)
+    t.add_argument("--size", dest="size_", type=int, default=128, help="content crop size")
+    t.add_argument("--style-sizes", type=sizes, default=[128, 256, 384],
+                   help="style image sizes drawn at random each step (brush-size range), e.g. 128,256,384")
+    t.add_argument("--bank-sizes", type=sizes, default=[128, 192, 256, 320, 384],
+                   help="sizes at which each style's Gram is stored in the shipped bank")
+    t.add_argument("--ngf", type=int, default=32, help="bottleneck width (128 = the paper; CoMatch has 4x channels)")
+    t.add_argument("--n-blocks", type=int, default=5)
+    t.add_argument("--stem", type=int, default=32)
+    t.add_argument("--down1", type=int, default=16)
+    t.add_argument("--up1", type=int, default=16)
+    t.add_argument("--up2", type=int, default=8)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--content-weight", type=float, default=1e5)
+    t.add_argument("--style-weight", type=float, default=1e10)
+    t.add_argument("--checkpoint-every", type=int, default=200)
+    t.add_argument("--preview-every", type=int, default=500)
+    t.add_argument("--preview", default=None, help="image to preview on")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("weights", help="third-party weights: where they are found, import into the cache")

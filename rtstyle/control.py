@@ -1,8 +1,9 @@
 """A tiny HTTP control endpoint for live runs, bound to 127.0.0.1 only.
 
     GET  /status                      -> {"style": ..., "fps": ..., "frames_out": ..., ...}
-    POST /style   {"model": NAME, "style_image": PATH?, "crossfade": N?}
-    POST /next | /previous | /pause | /stop
+    POST /style   {"model": NAME?, "style_image": PATH?, "style": BANK_STYLE?, "options": {...}?, "crossfade": N?}
+                  (e.g. {"style": "wave"} or {"options": {"brush": 384}} on msgnet.lite)
+    POST /next | /previous | /pause | /stop | /brush/smaller | /brush/larger
 
 Example: ``curl -X POST localhost:8765/style -d '{"model": "johnson.wave_lite"}'``.
 """
@@ -78,18 +79,27 @@ def _make_handler(p: "Pipeline") -> type[BaseHTTPRequestHandler]:
             path = self.path.rstrip("/")
             try:
                 if path == "/style":
-                    if "model" not in body and "style_image" not in body:
-                        self._send(400, {"error": "give 'model' and/or 'style_image'"})
+                    keys = ("model", "style_image", "style", "options")
+                    if not any(k in body for k in keys):
+                        self._send(400, {"error": "give 'model', 'style_image', 'style' (bank name/index/blend) and/or 'options'"})
                         return
-                    fut = p.swap(body.get("model"), style_image=body.get("style_image"), crossfade=body.get("crossfade"))
+                    opts = body.get("options")
+                    if opts is not None and not isinstance(opts, dict):
+                        self._send(400, {"error": "'options' must be an object, e.g. {\"brush\": 384}"})
+                        return
+                    style = body.get("style")
+                    fut = p.swap(body.get("model"), style_image=body.get("style_image"),
+                                 style_vector=None if style is None else str(style), options=opts,
+                                 crossfade=body.get("crossfade"))
                     if body.get("wait", True):
                         st = fut.result(timeout=120)
                         self._send(200, {"ok": True, "style": st.name, "prepared_s": round(st.prepared_s, 4)})
                     else:
                         self._send(202, {"ok": True})
-                elif path in ("/next", "/previous", "/pause", "/stop"):
+                elif path in ("/next", "/previous", "/pause", "/stop", "/brush/smaller", "/brush/larger"):
                     {"/next": p.next_style, "/previous": p.previous_style,
-                     "/pause": p.toggle_pause, "/stop": p.request_stop}[path]()
+                     "/pause": p.toggle_pause, "/stop": p.request_stop,
+                     "/brush/smaller": p.brush_smaller, "/brush/larger": p.brush_larger}[path]()
                     self._send(200, {"ok": True})
                 else:
                     self._send(404, {"error": f"unknown path {self.path}"})

@@ -83,12 +83,18 @@ class _Bounded:
 
 @dataclass(frozen=True)
 class ScheduledSwap:
-    """Switch to ``model`` at presentation time ``at_s`` (seconds) or frame ``at_frame``."""
+    """Switch to ``model`` at presentation time ``at_s`` (seconds) or frame ``at_frame``.
 
-    model: str
+    ``style_image`` / ``style_vector`` pick the style for models that take one; ``options`` are
+    model controls (``{"brush": 384}``) applied when the model is built.
+    """
+
+    model: Any
     at_s: float | None = None
     at_frame: int | None = None
     style_image: str | None = None
+    style_vector: Any = None
+    options: dict[str, Any] | None = None
 
     def due(self, frame: Frame, fps: float) -> bool:
         if self.at_frame is not None:
@@ -97,22 +103,50 @@ class ScheduledSwap:
         return t is not None and self.at_s is not None and t >= self.at_s - 1e-6
 
 
-def parse_schedule(text: str) -> list[ScheduledSwap]:
-    """Parse ``"5s=johnson.wave,12.5s=johnson.starry_night_lite,#300=other"``.
+def _number(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
 
-    ``Ns`` is a time in seconds; ``#N`` (or a bare integer) is a frame index.
+
+def parse_schedule(text: str) -> list[ScheduledSwap]:
+    """Parse ``"5s=johnson.wave_lite,12.5s=johnson.starry_night_lite,#300=other"``.
+
+    ``Ns`` is a time in seconds; ``#N`` (or a bare integer) is a frame index. A model may carry a
+    query: ``style=`` (a style image file, or a style of the model's bank by name/index/blend
+    ``2:0.5+5:0.5``) and model controls, e.g. ``8s=msgnet.lite?style=wave&brush=384&alpha=0.8``
+    or ``4s=adain.vgg16?style=wave.jpg``.
     """
+    from urllib.parse import parse_qsl
+
     out: list[ScheduledSwap] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
-        when, sep, model = part.partition("=")
-        if not sep or not model:
+        when, sep, target = part.partition("=")
+        if not sep or not target:
             raise ValueError(f"bad swap entry {part!r}: expected TIME=MODEL, e.g. 5s=johnson.wave_lite")
+        model, _, query = target.strip().partition("?")
+        if not model:
+            raise ValueError(f"bad swap entry {part!r}: no model before '?'")
+        opts: dict[str, Any] = {k: _number(v) for k, v in parse_qsl(query, keep_blank_values=False, strict_parsing=bool(query))}
+        style = opts.pop("style", None)
+        image = vector = None
+        if style is not None:
+            style = str(style)
+            if Path(style).is_file():
+                image = style
+            else:
+                vector = ",".join(style.replace("+", " ").split())  # parse_qsl reads "+" as a space
         when = when.strip()
+        kw = dict(style_image=image, style_vector=vector, options=opts or None)
         try:
             if when.endswith("s"):
-                out.append(ScheduledSwap(model.strip(), at_s=float(when[:-1])))
+                out.append(ScheduledSwap(model, at_s=float(when[:-1]), **kw))
             else:
-                out.append(ScheduledSwap(model.strip(), at_frame=int(when.lstrip("#f"))))
+                out.append(ScheduledSwap(model, at_frame=int(when.lstrip("#f")), **kw))
         except ValueError:
             raise ValueError(f"bad swap time {when!r}: use seconds like 5s or a frame like #120") from None
     return sorted(out, key=lambda s: (s.at_s if s.at_s is not None else float("inf"), s.at_frame or 0))
@@ -178,9 +212,14 @@ class Pipeline:
             s.bind(self)
 
     # ------------------------------------------------------------------ controls (any thread)
-    def swap(self, model: ModelLike | None = None, *, style_image: Any = None, crossfade: int | None = None) -> "Future[StyleState]":
-        """Switch style while running; takes effect on a frame boundary once prepared."""
-        return self.stylizer.set_style(model, style_image=style_image, crossfade=crossfade)
+    def swap(self, model: ModelLike | None = None, *, style_image: Any = None, style_vector: Any = None,
+             options: dict[str, Any] | None = None, crossfade: int | None = None) -> "Future[StyleState]":
+        """Switch style while running; takes effect on a frame boundary once prepared.
+
+        ``model=None`` keeps the model (a new style image, bank style or control such as
+        ``options={"brush": 384}``)."""
+        return self.stylizer.set_style(model, style_image=style_image, style_vector=style_vector, options=options,
+                                       crossfade=crossfade)
 
     def next_style(self) -> None:
         self._cycle(+1)
@@ -189,11 +228,33 @@ class Pipeline:
         self._cycle(-1)
 
     def _cycle(self, step: int) -> None:
-        if not self.styles:
-            log.info("no style list to cycle through (pass several --model values)")
+        if len(self.styles) > 1:
+            self._style_idx = (self._style_idx + step) % len(self.styles)
+            self.swap(self.styles[self._style_idx])
             return
-        self._style_idx = (self._style_idx + step) % len(self.styles)
-        self.swap(self.styles[self._style_idx])
+        # one model with a style bank (MSG-Net, multi-style nets): cycle through its styles
+        model = self.stylizer.state.model
+        names = self.stylizer.spec.styles
+        if model is not None and len(names) > 1 and hasattr(model, "parse_style_vector"):
+            self._bank_idx = (getattr(self, "_bank_idx", 0) + step) % len(names)
+            self.swap(style_vector=names[self._bank_idx])
+            return
+        log.info("no style list to cycle through (pass several --model values)")
+
+    def scale_brush(self, factor: float) -> None:
+        """Brush-stroke size x ``factor`` on models with a brush control (MSG-Net), keeping the style."""
+        model = self.stylizer.state.model
+        brush = getattr(model, "brush", None)
+        if brush is None:
+            log.info("%s has no brush-size control", self.stylizer.spec.name)
+            return
+        self.swap(options={"brush": float(min(2048.0, max(16.0, brush * factor)))})
+
+    def brush_smaller(self) -> None:
+        self.scale_brush(1 / 1.25)
+
+    def brush_larger(self) -> None:
+        self.scale_brush(1.25)
 
     def toggle_pause(self) -> None:
         if self.paused.is_set():
@@ -361,7 +422,8 @@ class Pipeline:
         if self._threads:
             raise RuntimeError("pipeline already started")
         # Scheduled styles are prepared off the hot path, ahead of time.
-        self._pending = [(sw, self.stylizer.prefetch(sw.model, style_image=sw.style_image))
+        self._pending = [(sw, self.stylizer.prefetch(sw.model, style_image=sw.style_image,
+                                                     style_vector=sw.style_vector, options=sw.options))
                          for sw in self.schedule]
         self.stats = RunStats()
         for name, fn in (("read", self._reader), ("stylize", self._worker), ("write", self._writer)):

@@ -55,6 +55,9 @@ class StyleState:
         runner: the backend's prepared callable.
         style_inputs: extra tensors passed after the image (empty for single-style nets).
         prepared_s: seconds spent preparing (load + build + warm-up).
+        model: the module (a control change builds on it).
+        style_source: the style image or style vector this state was prepared with, so a control
+            change (brush size, alpha) keeps the style.
     """
 
     name: str
@@ -63,6 +66,7 @@ class StyleState:
     style_inputs: tuple[torch.Tensor, ...] = ()
     prepared_s: float = 0.0
     model: nn.Module | None = field(default=None, repr=False, compare=False)
+    style_source: tuple[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 class _Fade:
@@ -183,45 +187,62 @@ class Stylizer:
         return max(multiple, int(w)), max(multiple, int(h))
 
     def prepare(self, model: ModelLike, *, style_image: np.ndarray | str | Path | None = None,
-                style_vector: Any = None) -> StyleState:
+                style_vector: Any = None, options: dict[str, Any] | None = None) -> StyleState:
         """Load, build and warm up a style without touching the active one (any thread).
 
         Args:
             model: registry name, checkpoint path or module.
-            style_image: for models with ``spec.needs_style_image``.
+            style_image: for models that take a style image (``spec.needs_style_image``, or
+                models with a style bank that also accept a new image, such as MSG-Net).
             style_vector: for models whose style is a vector input (e.g. a blend of the styles of
-                a conditional-instance-norm net); passed to ``model.encode_style_vector``.
+                a conditional-instance-norm net, or a choice from MSG-Net's bank): weights, or text
+                parsed by the model's ``parse_style_vector`` (``"3"``, ``"wave"``, ``"2:0.5,5:0.5"``).
+            options: model controls passed to ``create_model`` when ``model`` is a name/path
+                (e.g. ``{"brush": 384, "alpha": 0.7}``).
 
-        Prepared states are cached by (model, style), so switching back is instant.
+        Prepared states are cached by (model, options, style), so switching back is instant.
         """
         name = model if isinstance(model, (str, Path)) else getattr(getattr(model, "spec", None), "name", type(model).__name__)
-        if isinstance(style_vector, str):
-            raise TypeError("parse a text style vector with the model's parse_style_vector() first")
-        vec_key = "" if style_vector is None else "vec:" + ",".join(f"{float(v):.6g}" for v in np.ravel(np.asarray(style_vector, dtype=float)))
-        key = (str(name) if isinstance(model, (str, Path)) else f"module:{id(model)}", _image_key(style_image) + vec_key)
+        opts = dict(options or {})
+        if opts and not isinstance(model, (str, Path)):
+            with_controls = getattr(model, "with_controls", None)
+            if with_controls is None:
+                raise TypeError(f"{name} takes no controls {sorted(opts)}")
+            model, opts = with_controls(**opts), {}
+        vec_key = "" if style_vector is None else "vec:" + (
+            style_vector if isinstance(style_vector, str)
+            else ",".join(f"{float(v):.6g}" for v in np.ravel(np.asarray(style_vector, dtype=float))))
+        opt_key = "" if not opts else "?" + "&".join(f"{k}={opts[k]}" for k in sorted(opts))
+        key = ((str(name) + opt_key) if isinstance(model, (str, Path)) else f"module:{id(model)}",
+               _image_key(style_image) + vec_key)
         with self._lock:
             hit = self._cache.get(key)
         if hit is not None:
             return hit
         t0 = time.perf_counter()
-        module = create_model(model) if isinstance(model, (str, Path)) else model.eval()
+        module = create_model(model, **opts) if isinstance(model, (str, Path)) else model.eval()
         spec: ModelSpec = module.spec  # type: ignore[assignment]
         style_inputs: tuple[torch.Tensor, ...] = ()
-        if spec.needs_style_image:
-            if style_image is None:
-                raise ValueError(f"model {spec.name} needs a style image (--style IMG)")
-            encode = getattr(module, "encode_style", None)
+        encode = getattr(module, "encode_style", None)
+        if style_image is not None:
             if encode is None:
-                raise TypeError(f"model {spec.name} needs a style image but has no encode_style()")
+                raise ValueError(f"model {spec.name} has its style built in and takes no style image")
+            if style_vector is not None:
+                raise ValueError("give a style image or a style vector, not both")
             img = load_style_image(style_image)
             with torch.inference_mode():
                 style_inputs = tuple(t.to(self.device) for t in encode(_to_model_input(img, spec, torch.device("cpu"))))
-        elif style_image is not None:
-            raise ValueError(f"model {spec.name} has its style built in and takes no style image")
-        if style_vector is not None or hasattr(module, "default_style_vector"):
+        elif spec.needs_style_image:
+            raise ValueError(f"model {spec.name} needs a style image (--style IMG)")
+        if style_image is None and (style_vector is not None or hasattr(module, "default_style_vector")):
             enc_vec = getattr(module, "encode_style_vector", None)
             if enc_vec is None:
                 raise ValueError(f"model {spec.name} takes no style vector")
+            if isinstance(style_vector, str):
+                parse = getattr(module, "parse_style_vector", None)
+                if parse is None:
+                    raise ValueError(f"model {spec.name} cannot parse the style vector {style_vector!r}; give weights")
+                style_vector = parse(style_vector)
             vec = style_vector if style_vector is not None else module.default_style_vector()
             with torch.inference_mode():
                 style_inputs = style_inputs + tuple(t.to(self.device) for t in enc_vec(vec))
@@ -236,10 +257,12 @@ class Stylizer:
             log.info("%s runs on %s, not %s", spec.name, bname, self.backend_name)
             self._backends[bname] = create_backend(bname, self.options)
         runner = self._backends[bname].prepare(module, (example, *style_inputs))
-        label = str(name) + (f"+{Path(style_image).stem}" if isinstance(style_image, (str, Path)) else "")
+        label = str(name) + opt_key + (f"+{Path(style_image).stem}" if isinstance(style_image, (str, Path)) else "")
         if style_vector is not None:
             label += f"[{vec_key[4:]}]"
-        state = StyleState(label, spec, runner, style_inputs, time.perf_counter() - t0, module)
+        source = (("image", style_image) if style_image is not None else
+                  ("vector", style_vector) if style_vector is not None else None)
+        state = StyleState(label, spec, runner, style_inputs, time.perf_counter() - t0, module, source)
         log.info("prepared %s on %s/%s in %.2f s", label, self.backend_name, self.device, state.prepared_s)
         with self._lock:
             self._cache[key] = state
@@ -261,6 +284,7 @@ class Stylizer:
         *,
         style_image: np.ndarray | str | Path | None = None,
         style_vector: Any = None,
+        options: dict[str, Any] | None = None,
         crossfade: int | None = None,
         wait: bool = False,
     ) -> "Future[StyleState]":
@@ -269,7 +293,9 @@ class Stylizer:
         Args:
             model: new model (``None``: keep the current model, e.g. to change the style image).
             style_image: new style image for style-image models.
-            style_vector: new style vector (blend weights) for vector-style models.
+            style_vector: new style vector (blend weights, or text the model parses) for
+                vector-style models.
+            options: model controls for a model given by name (see :meth:`prepare`).
             crossfade: frames to blend over (default: the stylizer's ``crossfade``).
             wait: block until the style is active.
 
@@ -277,9 +303,13 @@ class Stylizer:
             A future resolving to the activated :class:`StyleState`.
         """
         target: ModelLike = model if model is not None else (self._state.model or self._state.name)
+        src = self._state.style_source
+        if model is None and style_image is None and style_vector is None and src is not None:
+            # a control change (options) on the running model keeps its style
+            style_image, style_vector = (src[1], None) if src[0] == "image" else (None, src[1])
 
         def job() -> StyleState:
-            st = self.prepare(target, style_image=style_image, style_vector=style_vector)
+            st = self.prepare(target, style_image=style_image, style_vector=style_vector, options=options)
             self.activate(st, crossfade)
             return st
 
@@ -288,9 +318,11 @@ class Stylizer:
             fut.result()
         return fut
 
-    def prefetch(self, model: ModelLike, *, style_image: np.ndarray | str | Path | None = None) -> "Future[StyleState]":
+    def prefetch(self, model: ModelLike, *, style_image: np.ndarray | str | Path | None = None,
+                 style_vector: Any = None, options: dict[str, Any] | None = None) -> "Future[StyleState]":
         """Prepare a style in the background without activating it (instant switch later)."""
-        return self._executor.submit(self.prepare, model, style_image=style_image)
+        return self._executor.submit(self.prepare, model, style_image=style_image, style_vector=style_vector,
+                                     options=options)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

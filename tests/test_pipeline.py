@@ -114,6 +114,19 @@ def test_parse_schedule() -> None:
         parse_schedule("soon=a")
 
 
+def test_parse_schedule_style_and_controls(tmp_path: Path) -> None:
+    img = tmp_path / "wave.jpg"
+    img.write_bytes(b"not decoded here")
+    s = parse_schedule(f"2s=msgnet.lite?style=wave&brush=384&alpha=0.5,#9=adain.vgg16?style={img},3s=m?style=2:0.5+5:0.5")
+    assert s[0] == ScheduledSwap("msgnet.lite", at_s=2.0, style_vector="wave", options={"brush": 384, "alpha": 0.5})
+    assert s[1].style_vector == "2:0.5,5:0.5" and s[1].style_image is None
+    assert s[2].style_image == str(img) and s[2].at_frame == 9 and s[2].options is None
+    with pytest.raises(ValueError):
+        parse_schedule("2s=?style=wave")
+    with pytest.raises(ValueError):
+        parse_schedule("2s=m?brush")
+
+
 def test_sink_error_aborts_and_is_raised(tiny_johnson: Path, content_photo: np.ndarray) -> None:
     sink = Collect(fail_at=3)
     other = Collect()

@@ -27,6 +27,8 @@ _ACTIONS = {
     ord("q"): "request_stop",
     ord("Q"): "request_stop",
     27: "request_stop",  # Esc
+    ord("["): "brush_smaller",  # MSG-Net brush size
+    ord("]"): "brush_larger",
 }
 
 
@@ -39,7 +41,8 @@ def _display_available() -> bool:
 class WindowSink(Sink):
     """Show frames in a window, with fps, latency and the current style drawn on top.
 
-    Keys: ``n``/→ next style, ``p``/← previous style, space pause, ``q``/Esc quit; closing the
+    Keys: ``n``/→ next style, ``p``/← previous style (a model's bank of styles when only one
+    model runs), ``[``/``]`` smaller/larger brush (MSG-Net), space pause, ``q``/Esc quit; closing the
     window also quits. The keys act through the :class:`~rtstyle.io.base.Controls` given to
     :meth:`bind`. The overlay reads ``frame.meta["fps"]``, ``frame.meta["latency_ms"]`` and
     ``frame.meta["style"]`` when present. HighGUI must be driven from one thread (the main

@@ -53,6 +53,7 @@ __all__ = [
     "AdaINStyleSet",
     "COLOUR_MODES",
     "adain",
+    "build_adain",
     "channel_stats",
     "load_mask",
     "luminance_transfer",
@@ -293,11 +294,12 @@ class AdaINControls:
 
 
 class AdaINNet(nn.Module):
-    """AdaIN at relu3_1 between the pretrained normalised-VGG19 encoder and its decoder.
+    """AdaIN between an encoder and the decoder that inverts it.
 
     Args:
-        encoder: relu3_1 :class:`~rtstyle.models.lst.LSTEncoder`.
-        decoder: relu3_1 :class:`~rtstyle.models.lst.LSTDecoder`.
+        encoder: relu3_1 :class:`~rtstyle.models.lst.LSTEncoder` (``adain.r31``) or the VGG16
+            relu4_1 :class:`~rtstyle.models.vgg_adain.VGG16Encoder` (``adain.vgg16``).
+        decoder: the matching decoder (same ``level``).
         controls: alpha, colour preservation, spatial mask (:class:`AdaINControls`).
         max_style_side: style images are downscaled to at most this longer side before encoding.
 
@@ -315,8 +317,8 @@ class AdaINNet(nn.Module):
         max_style_side: int | None = 512,
     ) -> None:
         super().__init__()
-        if encoder.level != 31 or decoder.level != 31:
-            raise ValueError(f"adain.r31 needs the relu3_1 encoder and decoder, got levels {encoder.level}/{decoder.level}")
+        if encoder.level != decoder.level or getattr(encoder, "out_channels", None) != getattr(decoder, "in_channels", None):
+            raise ValueError(f"encoder and decoder do not pair: levels {encoder.level}/{decoder.level}")
         self.encoder = encoder
         self.decoder = decoder
         self.controls = controls or AdaINControls()
@@ -383,8 +385,8 @@ class AdaINNet(nn.Module):
 
     @torch.no_grad()
     def style_stats(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One style image ``(1, 3, H, W)`` in [0, 1] -> its relu3_1 ``(mean, std)``, ``(1, 256, 1, 1)``
-        each (after the colour matching of ``colour="histogram"``)."""
+        """One style image ``(1, 3, H, W)`` in [0, 1] -> its encoder-layer ``(mean, std)``,
+        ``(1, C, 1, 1)`` each (after the colour matching of ``colour="histogram"``)."""
         return channel_stats(self.encoder(self._prepare_style(style)))
 
     def _inputs(self, means: torch.Tensor, stds: torch.Tensor, n_styles: int) -> tuple[torch.Tensor, ...]:
@@ -518,6 +520,33 @@ _SPEC = r31_spec(
     "arbitrary style by AdaIN at relu3_1 (Huang & Belongie 2017), no training; needs --style IMG",
     {"layer": "relu3_1", "alpha": 1.0, "colour": None},
 )
+
+
+def build_adain(
+    spec: ModelSpec,
+    encoder: nn.Module,
+    decoder: nn.Module,
+    *,
+    controls: AdaINControls | None = None,
+    alpha: float | None = None,
+    colour: str | None = None,
+    mask: MaskLike | None = None,
+    colour_reference: ImageLike | None = None,
+    max_style_side: int | None = 512,
+    **unknown: Any,
+) -> AdaINNet:
+    """An :class:`AdaINNet` on a loaded encoder/decoder pair; explicit control kwargs override the
+    fields of ``controls``."""
+    if unknown:
+        raise TypeError(f"{spec.name}: unknown options {sorted(unknown)}; known: controls, alpha, colour, mask, "
+                        "colour_reference, max_style_side, encoder_path, decoder_path")
+    given = {k: v for k, v in dict(alpha=alpha, colour=colour, mask=mask, colour_reference=colour_reference).items()
+             if v is not None}
+    ctl = replace(controls or AdaINControls(), **given)
+    net = AdaINNet(encoder, decoder, ctl, max_style_side)  # type: ignore[arg-type]
+    extra = dict(spec.extra, alpha=ctl.alpha, colour=ctl.colour, mask=ctl.mask is not None)
+    net.spec = replace(spec, extra=extra)  # type: ignore[attr-defined]
+    return net
 
 
 @register_model(_SPEC)

@@ -286,6 +286,8 @@ def _shipped_factory(spec: ModelSpec, **_: Any) -> nn.Module:
 
 def _register_shipped() -> None:
     for name, entry in shipped_manifest().items():
+        if entry["spec"].get("family") != "johnson":
+            continue  # other families register their own shipped entries
         spec = ModelSpec.from_json(json.dumps(entry["spec"]))
         register_model(spec)(_shipped_factory)
 

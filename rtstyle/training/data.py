@@ -51,10 +51,15 @@ class ImageFolder:
         size: crop size.
         short_side: decode size (defaults to ``size``).
         seed: RNG seed for crops and order.
+        exclude: file names or stems to leave out (held-out test images).
     """
 
-    def __init__(self, folder: str | Path, size: int, short_side: int | None = None, seed: int = 0) -> None:
-        self.files = list_images(folder)
+    def __init__(self, folder: str | Path, size: int, short_side: int | None = None, seed: int = 0,
+                 exclude: tuple[str, ...] = ()) -> None:
+        drop = {Path(e).stem for e in exclude}
+        self.files = [p for p in list_images(folder) if p.stem not in drop]
+        if not self.files:
+            raise FileNotFoundError(f"no images left in {folder} after excluding {sorted(drop)}")
         self.size = size
         s = short_side or size
         self.images = [load_rgb(p, short_side=s) for p in self.files]
@@ -70,6 +75,12 @@ class ImageFolder:
         for i, j in enumerate(self.rng.integers(0, len(self.images), n)):
             img = self.images[j]
             h, w = img.shape[:2]
+            if min(h, w) < self.size:  # a small image: upscale so the crop fits
+                import cv2
+
+                s = self.size / min(h, w)
+                img = cv2.resize(img, (max(self.size, round(w * s)), max(self.size, round(h * s))))
+                h, w = img.shape[:2]
             y = int(self.rng.integers(0, h - self.size + 1))
             x = int(self.rng.integers(0, w - self.size + 1))
             crop = img[y : y + self.size, x : x + self.size]

@@ -1,0 +1,181 @@
+"""Train the AdaIN decoder for the VGG16 relu4_1 encoder (Huang & Belongie 2017, section 6).
+
+Per step: a batch of content crops and a batch of style crops are encoded; AdaIN gives the target
+``t = AdaIN(f(c), f(s))`` at relu4_1; the decoder output ``g(t)`` is re-encoded and trained with
+
+* content loss ``|| f(g(t)) - t ||^2`` at relu4_1 (the AdaIN target, not the content features);
+* style loss ``sum_i || mu(phi_i(g(t))) - mu(phi_i(s)) ||^2 + || sigma(...) - sigma(...) ||^2``
+  over relu1_1, relu2_1, relu3_1, relu4_1.
+
+The encoder stays frozen; its file's sha256 is written into the decoder, which then refuses any
+other encoder (:func:`rtstyle.models.vgg_adain.load_pair`).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..models.adain import adain, channel_stats
+from ..models.vgg_adain import AdaINDecoder, EncoderMismatchError, load_vgg16_encoder, save_decoder, vgg16_adain_spec
+from ._loop import Checkpointer, pick_device, save_preview_row, to_tensor
+from .data import ImageFolder, load_rgb
+
+__all__ = ["AdaINTrainConfig", "train_adain"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AdaINTrainConfig:
+    """Settings of ``rtstyle train adain``; every field is a CLI flag."""
+
+    content: str
+    styles: str
+    out: str
+    name: str = "adain.vgg16"
+    vgg: str | None = None
+    exclude: tuple[str, ...] = ()
+    steps: int = 8000
+    batch: int = 4
+    size: int = 128
+    base: int = 32
+    lr: float = 2e-4
+    lr_decay: float = 5e-5
+    style_weight: float = 10.0
+    content_weight: float = 1.0
+    checkpoint_every: int = 200
+    preview_every: int = 500
+    preview_content: str | None = None
+    preview_style: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    licence: str = "Apache-2.0 (decoder, trained by the rtstyle project)"
+    command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in sys.argv))
+
+
+def _meanstd_loss(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    ma, sa = channel_stats(a, eps)
+    mb, sb = channel_stats(b, eps)
+    return F.mse_loss(ma, mb) + F.mse_loss(sa, sb)
+
+
+def train_adain(cfg: AdaINTrainConfig, progress: bool = True) -> Path:
+    """Train (or resume) the decoder and write ``<out>/<name>.safetensors`` (fp16).
+
+    Returns:
+        Path of the trained decoder.
+    """
+    from tqdm import tqdm
+
+    dev = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    enc = load_vgg16_encoder(cfg.vgg).to(dev)
+    assert enc.sha256 is not None
+    content = ImageFolder(cfg.content, cfg.size, short_side=2 * cfg.size, seed=cfg.seed)
+    styles = ImageFolder(cfg.styles, cfg.size, short_side=2 * cfg.size, seed=cfg.seed + 1, exclude=cfg.exclude)
+    log.info("training the AdaIN decoder on %d content and %d style images", len(content), len(styles))
+
+    dec = AdaINDecoder(cfg.base).to(dev)
+    opt = torch.optim.Adam(dec.parameters(), lr=cfg.lr)
+    ck = Checkpointer(out, cfg, ("base",))
+    if ck.path.exists():  # a decoder only inverts one encoder: never resume against another
+        prev = torch.load(ck.path, map_location="cpu", weights_only=False).get("encoder_sha256")
+        if prev and prev != enc.sha256:
+            raise EncoderMismatchError(
+                f"{ck.path} was trained against the VGG16 with sha256 {prev[:16]}..., but the encoder found "
+                f"({enc.sha256[:16]}...) is a different file: resume with that file (--vgg) or use a new --out")
+    step = ck.resume({"model": dec, "optim": opt}, dev)
+    if step:
+        content.rng = np.random.default_rng(cfg.seed + step)
+        styles.rng = np.random.default_rng(cfg.seed + 1 + step)
+
+    def fixed(path: str | None, folder: ImageFolder) -> torch.Tensor:
+        img = load_rgb(path, max_side=256) if path else folder.images[0]
+        h, w = img.shape[0] // 8 * 8, img.shape[1] // 8 * 8
+        return to_tensor(img[:h, :w], dev)
+
+    pc, ps = fixed(cfg.preview_content, content), fixed(cfg.preview_style, styles)
+
+    def preview() -> None:
+        dec.eval()
+        with torch.no_grad():
+            m, s = channel_stats(enc(ps))
+            y = dec(adain(enc(pc), m, s))
+        dec.train()
+        save_preview_row(out / f"preview_{step:06d}.jpg", [pc, ps, y])
+
+    def save() -> None:
+        ck.save({"model": dec, "optim": opt}, step, encoder_sha256=enc.sha256)
+
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.name}", unit="step", disable=not progress,
+               dynamic_ncols=True)
+    t0 = time.perf_counter()
+    skipped = 0
+    dec.train()
+    try:
+        while step < cfg.steps:
+            for g in opt.param_groups:  # the paper's inverse-time decay
+                g["lr"] = cfg.lr / (1.0 + cfg.lr_decay * step)
+            c = content.batch(cfg.batch).to(dev)
+            s = styles.batch(cfg.batch).to(dev)
+            with torch.no_grad():
+                s_taps = enc.taps(s)
+                m, sd = channel_stats(s_taps["r41"])
+                t = adain(enc(c), m, sd)
+            y = dec(t)
+            y_taps = enc.taps(y)
+            lc = cfg.content_weight * F.mse_loss(y_taps["r41"], t)
+            ls = cfg.style_weight * sum(_meanstd_loss(y_taps[k], s_taps[k]) for k in ("r11", "r21", "r31", "r41"))
+            loss = lc + ls
+            if not math.isfinite(loss.item()):
+                skipped += 1
+                log.warning("non-finite loss at step %d: batch skipped (%d so far)", step, skipped)
+                opt.zero_grad(set_to_none=True)
+                step += 1
+                continue
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            ck.log(step, content=lc.item(), style=ls.item())
+            bar.set_postfix(content=f"{lc.item():.3g}", style=f"{ls.item():.3g}")
+            bar.update(1)
+            if step % cfg.checkpoint_every == 0:
+                save()
+            if cfg.preview_every and step % cfg.preview_every == 0:
+                preview()
+    except KeyboardInterrupt:
+        save()
+        bar.close()
+        log.warning("interrupted at step %d; checkpoint saved to %s (run again to resume)", step, ck.path)
+        raise
+    bar.close()
+    save()
+    preview()
+
+    spec = vgg16_adain_spec(cfg.name, cfg.base, enc.sha256, {
+        "training_command": cfg.command,
+        "steps": step,
+        "batch": cfg.batch,
+        "size": cfg.size,
+        "held_out_styles": list(cfg.exclude),
+        "weights": {"content": cfg.content_weight, "style": cfg.style_weight},
+        "skipped_batches": skipped,
+        "train_seconds_this_run": round(time.perf_counter() - t0, 1),
+    })
+    from dataclasses import replace
+
+    spec = replace(spec, licence=cfg.licence, weights=f"{cfg.name.replace('.', '_')}.safetensors")
+    path = save_decoder(dec.cpu(), spec, out / str(spec.weights), enc.sha256)
+    log.info("wrote %s", path)
+    return path
