@@ -345,14 +345,50 @@ def cmd_grid(args: argparse.Namespace) -> int:
         img = load_rgb(p, max_side=args.max_side)
         inputs.append(img[: img.shape[0] // 4 * 4, : img.shape[1] // 4 * 4])
     rows = []
+    for p in args.style or []:
+        if not Path(p).is_file():
+            raise CLIError(f"style image not found: {p}")
     for m in args.model or [DEFAULT_MODEL]:
-        st = Stylizer(m, backend=args.backend, device=args.device, style_image=args.style[0] if args.style else None)
         label = Path(m).stem if Path(m).is_file() else m
-        rows.append((label, [st.stylize(i) for i in inputs]))
+        st = Stylizer(m, backend=args.backend, device=args.device, style_image=args.style[0] if args.style else None)
+        frame = inputs[0]
+        st.set_frame_size(frame.shape[1], frame.shape[0])
+        if args.style and len(args.style) > 1:  # one row per style image
+            for p in args.style:
+                st.set_style(style_image=p, wait=True)
+                rows.append((f"{label} + {Path(p).stem}", [st.stylize(i) for i in inputs]))
+        elif args.all_styles and len(st.spec.styles) > 1 and hasattr(st.state.model, "parse_style_vector"):
+            for name in st.spec.styles:  # one row per style of the model's bank
+                st.set_style(style_vector=name, wait=True)
+                rows.append((f"{label}: {name}", [st.stylize(i) for i in inputs]))
+        else:
+            rows.append((label, [st.stylize(i) for i in inputs]))
         st.close()
     path = save_grid(args.output, inputs, rows, cell_width=args.cell_width)
     if not args.quiet:
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_gatys(args: argparse.Namespace) -> int:
+    """``rtstyle gatys``: the slow optimisation-based reference (Gatys et al. 2016) on one image."""
+    from .gatys import gatys
+    from .training.vgg import load_vgg16
+
+    for p, what in ((args.content, "content image"), (args.style, "style image")):
+        if not Path(p).is_file():
+            raise CLIError(f"{what} not found: {p}")
+    import cv2
+
+    vgg = load_vgg16(args.vgg, taps=("relu1_2", "relu2_2", "relu3_3", "relu4_3"))
+    out = gatys(args.content, args.style, vgg=vgg, steps=args.steps, size=args.size_, style_weight=args.style_weight,
+                content_weight=args.content_weight, tv_weight=args.tv_weight, init=args.init,
+                optimizer=args.optimizer, seed=args.seed, progress=not args.quiet)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(args.output), cv2.cvtColor(out, cv2.COLOR_RGB2BGR)):
+        raise CLIError(f"cannot write {args.output}")
+    if not args.quiet:
+        print(f"wrote {args.output}")
     return 0
 
 
@@ -407,7 +443,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg_a = AdaINTrainConfig(content=args.content, styles=args.styles, out=args.out, name=args.name, vgg=args.vgg,
                                  exclude=tuple(args.exclude), steps=args.steps, batch=args.batch, size=args.size_,
                                  base=args.base, lr=args.lr, style_weight=args.style_weight,
-                                 content_weight=args.content_weight, checkpoint_every=args.checkpoint_every,
+                                 content_weight=args.content_weight, identity_weight=args.identity_weight, checkpoint_every=args.checkpoint_every,
                                  preview_every=args.preview_every, preview_content=args.preview_content,
                                  preview_style=args.preview_style, seed=args.seed, device=args.device)
         path = train_adain(cfg_a, progress=not args.quiet)
@@ -423,11 +459,31 @@ def cmd_train(args: argparse.Namespace) -> int:
                                   steps=args.steps, batch=args.batch, size=args.size_,
                                   style_sizes=tuple(args.style_sizes), bank_sizes=tuple(args.bank_sizes),
                                   ngf=args.ngf, n_blocks=args.n_blocks, stem=args.stem, down1=args.down1,
-                                  up1=args.up1, up2=args.up2, lr=args.lr, content_weight=args.content_weight,
+                                  up1=args.up1, up2=args.up2, lr=args.lr, comatch_init=args.comatch_init,
+                                  content_weight=args.content_weight,
                                   style_weight=args.style_weight, checkpoint_every=args.checkpoint_every,
                                   preview_every=args.preview_every, preview=args.preview, seed=args.seed,
                                   device=args.device)
         path = train_msgnet(cfg_m, progress=not args.quiet)
+        print(f"wrote {path}")
+        return 0
+    if args.family == "metanet":
+        from .training.metanet import MetaNetTrainConfig, train_metanet
+
+        for p, what in ((args.content, "content folder"), (args.styles, "style folder")):
+            if not Path(p).is_dir():
+                raise CLIError(f"{what} not found: {p}")
+        cfg_mn = MetaNetTrainConfig(content=args.content, styles=args.styles, out=args.out, name=args.name,
+                                    vgg=args.vgg, exclude=tuple(args.exclude), steps=args.steps, batch=args.batch,
+                                    size=args.size_, style_size=args.style_size, style_every=args.style_every,
+                                    style_crop=args.style_crop, width=args.width, n_res=args.n_res,
+                                    hidden=args.hidden, rank=args.rank, lr=args.lr,
+                                    content_weight=args.content_weight, style_weight=args.style_weight,
+                                    tv_weight=args.tv_weight, head_decay=args.head_decay, flat_std=args.flat_std,
+                                    weight_norm_bound=args.weight_norm_bound,
+                                    checkpoint_every=args.checkpoint_every, preview_every=args.preview_every,
+                                    preview=args.preview, seed=args.seed, device=args.device)
+        path = train_metanet(cfg_mn, progress=not args.quiet)
         print(f"wrote {path}")
         return 0
     raise CLIError(f"unknown family {args.family!r}")
@@ -629,12 +685,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="+")
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--model", "-m", action="append", default=None, help="repeat for one row per model")
-    s.add_argument("--style", action="append", default=None, help="style image, for models that take one")
+    s.add_argument("--style", action="append", default=None,
+                   help="style image, for models that take one; repeat for one row per style image")
+    s.add_argument("--all-styles", action="store_true",
+                   help="one row per style of a multi-style model's bank (msgnet.*, onnx.multistyle26)")
     s.add_argument("--backend", "-b", default="eager")
     s.add_argument("--device", default="cpu")
     s.add_argument("--max-side", type=int, default=640, help="resize inputs to this longer side before stylising")
     s.add_argument("--cell-width", type=int, default=320)
     s.set_defaults(func=cmd_grid)
+
+    s = sub.add_parser("gatys", help="slow offline optimisation-based stylisation (Gatys et al. 2016), a quality reference")
+    s.add_argument("content")
+    s.add_argument("style")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--steps", type=int, default=300, help="L-BFGS iterations (one VGG16 forward/backward each)")
+    s.add_argument("--size", dest="size_", type=int, default=512, help="longer side of the output")
+    s.add_argument("--style-weight", type=float, default=10.0)
+    s.add_argument("--content-weight", type=float, default=1.0)
+    s.add_argument("--tv-weight", type=float, default=0.1)
+    s.add_argument("--init", choices=["content", "noise"], default="content")
+    s.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--vgg", default=None, help="VGG16 weights (default: $RTSTYLE_WEIGHTS, the user cache, torchvision's cache)")
+    s.set_defaults(func=cmd_gatys)
 
     s = sub.add_parser("eval", help="evaluations (temporal: warping error of a video, per-frame vs stabilised)")
     esub = s.add_subparsers(dest="what", required=True, metavar="WHAT")
@@ -690,6 +764,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=2e-4)
     t.add_argument("--content-weight", type=float, default=1.0)
     t.add_argument("--style-weight", type=float, default=10.0)
+    t.add_argument("--identity-weight", type=float, default=0.0,
+                   help="pixel identity loss |dec(enc(c)) - c|^2 (SANet-style); speeds up learning to invert the encoder")
     t.add_argument("--checkpoint-every", type=int, default=200)
     t.add_argument("--preview-every", type=int, default=500)
     t.add_argument("--preview-content", default=None)
@@ -719,9 +795,45 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--down1", type=int, default=16)
     t.add_argument("--up1", type=int, default=16)
     t.add_argument("--up2", type=int, default=8)
+    t.add_argument("--comatch-init", choices=["identity", "paper"], default="identity",
+                   help="CoMatch weight start: identity for the average style (default) or the paper's U(0, 0.02)")
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--content-weight", type=float, default=1e5)
     t.add_argument("--style-weight", type=float, default=1e10)
+    t.add_argument("--checkpoint-every", type=int, default=200)
+    t.add_argument("--preview-every", type=int, default=500)
+    t.add_argument("--preview", default=None, help="image to preview on")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    t = tsub.add_parser("metanet", help="a MetaNet (Shen et al. 2018): any style image -> a Johnson net in one pass")
+    t.add_argument("--content", required=True, help="folder of content photos")
+    t.add_argument("--styles", required=True, help="folder of style images (searched recursively)")
+    t.add_argument("--out", required=True, help="run folder (checkpoint, previews, report, final .safetensors); rerun to resume")
+    t.add_argument("--exclude", action="append", default=[], metavar="STEM",
+                   help="style image (file name or stem) to hold out for evaluation (shown in previews); repeat")
+    t.add_argument("--name", default="metanet.lite", help="registry name")
+    t.add_argument("--vgg", default=None, help="VGG16 weights (default: $RTSTYLE_WEIGHTS, the user cache, torchvision's cache)")
+    t.add_argument("--steps", type=int, default=20000)
+    t.add_argument("--batch", type=int, default=4)
+    t.add_argument("--size", dest="size_", type=int, default=256, help="content crop size")
+    t.add_argument("--style-size", type=int, default=256, help="longer side of the style image (also at run time)")
+    t.add_argument("--style-every", type=int, default=20, help="steps between style changes (the paper: 20)")
+    t.add_argument("--style-crop", type=float, default=0.6,
+                   help="random style crops keep at least this fraction of each side (1 = whole image)")
+    t.add_argument("--width", type=int, default=8, help="base width of the generated Johnson net (8 = lite, real time on CPU)")
+    t.add_argument("--n-res", type=int, default=5, help="residual blocks of the generated net")
+    t.add_argument("--hidden", type=int, default=64, help="meta-network features per generated layer (128 = the paper)")
+    t.add_argument("--rank", type=int, default=0, help="low-rank heads of this rank (0 = full heads; e.g. 16 for --width 16)")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--content-weight", type=float, default=1e5)
+    t.add_argument("--style-weight", type=float, default=1e10)
+    t.add_argument("--tv-weight", type=float, default=0.0)
+    t.add_argument("--head-decay", type=float, default=0.1,
+                   help="decoupled weight decay on the generator heads (holds the raw generated-weight norm down)")
+    t.add_argument("--flat-std", type=float, default=0.02,
+                   help="content crops with a pixel std below this (0..1 scale) are skipped as flat")
+    t.add_argument("--weight-norm-bound", type=float, default=10.0,
+                   help="warn when the generated weights' raw norm (x its initial scale) exceeds this")
     t.add_argument("--checkpoint-every", type=int, default=200)
     t.add_argument("--preview-every", type=int, default=500)
     t.add_argument("--preview", default=None, help="image to preview on")

@@ -193,7 +193,9 @@ class Stylizer:
         Args:
             model: registry name, checkpoint path or module.
             style_image: for models that take a style image (``spec.needs_style_image``, or
-                models with a style bank that also accept a new image, such as MSG-Net).
+                models with a style bank that also accept a new image, such as MSG-Net). A model
+                with ``specialise(style) -> nn.Module`` (MetaNet) turns it into a plain net, which
+                the backend prepares and runs instead, with no style inputs.
             style_vector: for models whose style is a vector input (e.g. a blend of the styles of
                 a conditional-instance-norm net, or a choice from MSG-Net's bank): weights, or text
                 parsed by the model's ``parse_style_vector`` (``"3"``, ``"wave"``, ``"2:0.5,5:0.5"``).
@@ -224,14 +226,23 @@ class Stylizer:
         spec: ModelSpec = module.spec  # type: ignore[assignment]
         style_inputs: tuple[torch.Tensor, ...] = ()
         encode = getattr(module, "encode_style", None)
+        # A model with ``specialise(style) -> nn.Module`` (MetaNet) turns a style image into a plain net:
+        # that net is what the backend prepares and runs, with no style inputs; ``module`` stays the
+        # state's model so that a later style image goes through it again.
+        specialise = getattr(module, "specialise", None)
+        run_module = module
         if style_image is not None:
-            if encode is None:
+            if encode is None and specialise is None:
                 raise ValueError(f"model {spec.name} has its style built in and takes no style image")
             if style_vector is not None:
                 raise ValueError("give a style image or a style vector, not both")
             img = load_style_image(style_image)
-            with torch.inference_mode():
-                style_inputs = tuple(t.to(self.device) for t in encode(_to_model_input(img, spec, torch.device("cpu"))))
+            if specialise is not None:
+                with torch.no_grad():  # not inference mode: the net's parameters may be traced or exported
+                    run_module = specialise(_to_model_input(img, spec, torch.device("cpu"))).eval()
+            else:
+                with torch.inference_mode():
+                    style_inputs = tuple(t.to(self.device) for t in encode(_to_model_input(img, spec, torch.device("cpu"))))
         elif spec.needs_style_image:
             raise ValueError(f"model {spec.name} needs a style image (--style IMG)")
         if style_image is None and (style_vector is not None or hasattr(module, "default_style_vector")):
@@ -251,12 +262,12 @@ class Stylizer:
         m = max(1, spec.size_multiple)
         example = torch.zeros(1, 3, -(-ih // m) * m, -(-iw // m) * m, device=self.device)
         example = example + (spec.input_range[0] + spec.input_range[1]) / 2
-        ok = getattr(module, "supported_backends", None)
-        bname = self.backend_name if ok is None or self.backend_name in ok else module.preferred_backend
+        ok = getattr(run_module, "supported_backends", None)
+        bname = self.backend_name if ok is None or self.backend_name in ok else run_module.preferred_backend
         if bname not in self._backends:
             log.info("%s runs on %s, not %s", spec.name, bname, self.backend_name)
             self._backends[bname] = create_backend(bname, self.options)
-        runner = self._backends[bname].prepare(module, (example, *style_inputs))
+        runner = self._backends[bname].prepare(run_module, (example, *style_inputs))
         label = str(name) + opt_key + (f"+{Path(style_image).stem}" if isinstance(style_image, (str, Path)) else "")
         if style_vector is not None:
             label += f"[{vec_key[4:]}]"

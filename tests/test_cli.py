@@ -191,3 +191,51 @@ def test_adain_controls_from_the_cli(shared: Path, content_photo: np.ndarray, tm
     capsys.readouterr()
     assert main(["stylize", str(src), "-o", str(tmp_path / "x.png"), "--alpha", "0.5"]) == 1
     assert "adain" in capsys.readouterr().err
+
+
+def test_gatys_reference_from_the_cli(shared: Path, content_photo: np.ndarray, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+
+    monkeypatch.setenv("RTSTYLE_WEIGHTS", str(shared / "weights"))
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), cv2.cvtColor(content_photo, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "g.png"
+    style = str(shared / "media" / "styles" / "starry_night.jpg")
+    assert main(["-q", "gatys", str(src), style, "-o", str(out), "--steps", "4", "--size", "64"]) == 0
+    img = cv2.imread(str(out))
+    assert img.shape[:2] == (48, 64)
+    assert main(["gatys", str(src), str(tmp_path / "missing.jpg"), "-o", str(out)]) == 1
+    assert "style image not found" in capsys.readouterr().err
+
+
+def test_msgnet_controls_from_the_cli(content_photo: np.ndarray, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+    import torch
+
+    from rtstyle.models._spec import ModelSpec
+    from rtstyle.models.msgnet import MSGNet, MSGNetArch, save_msgnet
+
+    torch.manual_seed(0)
+    net = MSGNet(MSGNetArch(ngf=8, n_blocks=1, stem=8, down1=4, up1=4, up2=4)).eval()
+    with torch.no_grad():
+        net.model[-1].conv2d.weight.mul_(20.0)
+        net.model[-1].conv2d.bias.add_(128.0)
+        bank = {f"{n}.{s}": net.style_gram(torch.rand(1, 3, s, s, generator=torch.Generator().manual_seed(i)) * 255)
+                for i, n in enumerate(("one", "two")) for s in (64, 128)}
+    path = save_msgnet(net, ModelSpec(name="msgnet.clitest", family="msgnet"), tmp_path / "m.safetensors", bank)
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), cv2.cvtColor(content_photo, cv2.COLOR_RGB2BGR))
+    outs = {}
+    for name, extra in {"one": ["--style", "one"], "two": ["--style", "1"], "blend": ["--style", "one:0.5,two:0.5"],
+                        "small": ["--style", "two", "--brush", "64"], "lum": ["--style", "two", "--colour", "luminance"]}.items():
+        out = tmp_path / f"{name}.png"
+        assert main(["-q", "stylize", str(src), "-o", str(out), "-m", f"msgnet:{path}", "--backend", "eager", *extra]) == 0
+        outs[name] = cv2.imread(str(out)).astype(float)
+    assert np.abs(outs["one"] - outs["two"]).mean() > 0.3
+    assert np.abs(outs["two"] - outs["small"]).mean() > 0.1  # default brush 256 clamps to the 128 Gram
+    assert not np.array_equal(outs["blend"], outs["one"]) and not np.array_equal(outs["blend"], outs["two"])
+    capsys.readouterr()
+    assert main(["stylize", str(src), "-o", str(tmp_path / "x.png"), "-m", f"msgnet:{path}", "--style", "three"]) == 1
+    err = capsys.readouterr().err
+    assert "three" in err and "Traceback" not in err

@@ -79,7 +79,7 @@ def _ensure_builtin() -> None:
     from . import johnson  # noqa: F401
     from . import foreign  # noqa: F401
     from . import styleswap  # noqa: F401
-    from . import adain, msgnet, vgg_adain, wct  # noqa: F401
+    from . import adain, metanet, msgnet, vgg_adain, wct  # noqa: F401
 
 
 def list_models(pattern: str = "*") -> list[str]:

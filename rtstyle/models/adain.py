@@ -1,13 +1,14 @@
-"""AdaIN arbitrary style transfer (Huang & Belongie 2017) on the pretrained relu3_1 encoder/decoder.
+"""AdaIN arbitrary style transfer (Huang & Belongie 2017) on an encoder/decoder pair.
 
-``adain.r31`` encodes the content with the normalised-VGG19 encoder to relu3_1, replaces every
+Two pairs are registered: ``adain.vgg16`` (the ImageNet VGG16 to relu4_1 with a decoder trained by
+rtstyle, :mod:`rtstyle.models.vgg_adain`) and ``adain.r31`` (below). ``adain.r31`` encodes the content with the normalised-VGG19 encoder to relu3_1, replaces every
 channel's mean and standard deviation with the style's, and decodes with the matching pretrained
 decoder. No training is involved: the decoder is LinearStyleTransfer's reconstruction decoder,
 which decodes AdaIN-ed features well enough at relu3_1 (a dedicated AdaIN decoder would be sharper).
 
 Style inputs are explicit tensors, computed once per style by :meth:`AdaINNet.encode_style`:
 
-* ``mean``, ``std``: the style's per-channel relu3_1 statistics, ``(K, 256, 1, 1)`` (``K = 1``
+* ``mean``, ``std``: the style's per-channel encoder statistics, ``(K, C, 1, 1)`` (``K = 1``
   except in spatial control with several styles);
 * ``alpha``: ``(1,)`` content-style strength. It is an *input* rather than a constant so that a new
   alpha reuses an exported engine (the engine cache is keyed by the weights, not by Python
@@ -232,7 +233,7 @@ def mask_to_regions(labels: np.ndarray, n_styles: int, max_side: int = 256) -> t
     """Label map -> one-hot region weights ``(1, n_styles + 1, h, w)`` (last channel: keep content).
 
     The map is downscaled (nearest) so its longer side is at most ``max_side``: the graph resizes it
-    to the relu3_1 map (a quarter of the frame) anyway, and its shape is part of the engine key.
+    to the encoder's feature map (1/4 or 1/8 of the frame) anyway, and its shape is part of the engine key.
     """
     h, w = labels.shape
     if max(h, w) > max_side:
@@ -305,7 +306,8 @@ class AdaINNet(nn.Module):
 
     Shape:
         ``forward(content, mean, std, alpha[, mask])``: content ``(1, 3, H, W)`` RGB in [0, 1], H and
-        W multiples of 4 -> ``(1, 3, H, W)`` in ~[0, 1]. Style tensors come from :meth:`encode_style`
+        W multiples of the encoder's downsampling (4 for relu3_1, 8 for relu4_1: the spec's
+        ``size_multiple``) -> ``(1, 3, H, W)`` in ~[0, 1]. Style tensors come from :meth:`encode_style`
         or :meth:`encode_styles`.
     """
 
@@ -449,7 +451,7 @@ class AdaINNet(nn.Module):
     # ------------------------------------------------------------------ hot path
     def features(self, content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, alpha: torch.Tensor,
                  mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The transformed relu3_1 features ``alpha * target + (1 - alpha) * content`` (before decoding)."""
+        """The transformed encoder features ``alpha * target + (1 - alpha) * content`` (before decoding)."""
         f = self.encoder(content)
         if mask is None:
             target = adain(f, mean, std)

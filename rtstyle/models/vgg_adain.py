@@ -41,6 +41,7 @@ __all__ = [
     "load_pair",
     "load_vgg16_encoder",
     "save_decoder",
+    "vgg16_adain_spec",
 ]
 
 log = logging.getLogger(__name__)

@@ -56,6 +56,7 @@ class MSGNetTrainConfig:
     up1: int = 16
     up2: int = 8
     lr: float = 1e-3
+    comatch_init: str = "identity"  # "identity" (average style -> identity) or "paper" (U(0, 0.02))
     content_weight: float = 1e5
     style_weight: float = 1e10
     checkpoint_every: int = 200
@@ -105,6 +106,12 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     ck = Checkpointer(out, cfg, ("ngf", "n_blocks", "stem", "down1", "up1", "up2"))
     step = ck.resume({"model": net, "optim": opt}, dev)
+    if step == 0 and cfg.comatch_init == "identity":
+        with torch.no_grad():
+            mid = cfg.style_sizes[len(cfg.style_sizes) // 2]
+            net.init_comatch([net.style_gram(_resize_long(s, mid) * 255.0) for s in styles])
+    elif cfg.comatch_init not in ("identity", "paper"):
+        raise ValueError(f"comatch_init must be 'identity' or 'paper', got {cfg.comatch_init!r}")
     rng = np.random.default_rng(cfg.seed + step)
     if step:
         data.rng = np.random.default_rng(cfg.seed + 7 + step)

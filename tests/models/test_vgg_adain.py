@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from rtstyle.models.adain import AdaINControls, AdaINNet, build_adain, channel_stats, validate_weights
+from rtstyle.models.adain import AdaINNet, build_adain, channel_stats, validate_weights
 from rtstyle.models.vgg_adain import (
     RELU_N1,
     AdaINDecoder,
@@ -178,7 +178,7 @@ def test_alpha_zero_is_the_reconstruction_and_alpha_is_monotone(net: AdaINNet, c
 
 # --------------------------------------------------------------------------- decoder files and the checksum
 
-def test_decoder_round_trip_is_fp16(dec_file: Path, content: torch.Tensor, enc: VGG16Encoder, spec) -> None:
+def test_decoder_round_trip_is_fp16(dec_file: Path, content: torch.Tensor, enc: VGG16Encoder) -> None:
     loaded, meta = load_decoder_file(dec_file)
     assert meta["encoder_sha256"] == enc.sha256 and meta["base"] == "8"
     assert meta["format"] == "rtstyle.adain-decoder/1" and '"adain.test"' in meta["spec"]

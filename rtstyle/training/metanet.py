@@ -1,0 +1,316 @@
+"""Train a MetaNet (Shen et al. 2018): one network that generates a Johnson net for any style image.
+
+Per step: a batch of content crops; the style (an image of the style folder, less ``exclude``: each
+once per round in a shuffled order, as a random crop of at least ``style_crop`` of each side, resized
+so its longer side is ``style_size``) changes every ``style_every`` steps, as in the paper. The
+style's VGG16 mean/std features go through the meta network, the generated transform net stylises the
+batch (differentiably, :meth:`~rtstyle.models.metanet.MetaNet.stylise`), and the loss is the VGG16
+perceptual loss: content at relu2_2, Gram style loss at relu1_2, relu2_2, relu3_3, relu4_3 against
+that style crop, optional total variation. Adam (AdamW: decay on the heads only, see below);
+resumable checkpoints (``<out>/checkpoint.pt``; rerun the command to resume).
+
+Guards (detect, skip, report; never crash):
+
+* flat content crops (per-image std below ``flat_std``: a blank sky, a black frame) are dropped from
+  the batch before the loss: through the generated net's instance norms their near-zero variance turns
+  into huge gradients. A batch left empty is skipped. Both are counted.
+* a non-finite loss or gradient skips the batch (counted).
+* the generated weights' raw norm (RMS of the heads' filter outputs before weight normalisation, in
+  units of the He scale; about 1 at the start; the max over layers) is logged per step as
+  ``gen_norm``; a step where it exceeds ``weight_norm_bound`` logs a warning and is counted. (The
+  generated nets themselves are weight-normalised, so they stay bounded; a growing raw norm slows
+  learning and hints at drift.) Adam with decoupled weight decay ``head_decay`` on the heads only
+  (AdamW; 0 elsewhere) counters that growth without changing the generated nets.
+
+The counts go to ``<out>/report.json`` and into the written model's spec (``extra.training_report``).
+Writes ``<out>/<name with dots as underscores>.safetensors`` (fp16), e.g. ``metanet_lite.safetensors``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..models.metanet import MetaNet, MetaNetArch, metanet_spec, resize_long, save_metanet, style_features
+from ..weights import resolve_weight
+from ._loop import Checkpointer, pick_device, save_preview_row, to_tensor
+from .data import ImageFolder, list_images, load_rgb
+from .losses import content_loss, gram, tv_loss
+from .vgg import load_vgg16
+
+__all__ = ["MetaNetTrainConfig", "flat_mask", "train_metanet"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MetaNetTrainConfig:
+    """Settings of ``rtstyle train metanet``; every field is a CLI flag."""
+
+    content: str
+    styles: str
+    out: str
+    name: str = "metanet.lite"
+    vgg: str | None = None
+    exclude: tuple[str, ...] = ()
+    steps: int = 20000
+    batch: int = 4
+    size: int = 256
+    style_size: int = 256
+    style_every: int = 20
+    style_crop: float = 0.6
+    width: int = 8
+    n_res: int = 5
+    hidden: int = 64
+    rank: int = 0  # 0: full heads
+    lr: float = 1e-3
+    content_weight: float = 1e5
+    style_weight: float = 1e10
+    tv_weight: float = 0.0
+    head_decay: float = 0.1
+    flat_std: float = 0.02
+    weight_norm_bound: float = 10.0
+    checkpoint_every: int = 200
+    preview_every: int = 500
+    preview: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    licence: str = "Apache-2.0 (weights, trained by the rtstyle project); styles: public-domain paintings"
+    command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in sys.argv))
+
+    @property
+    def arch(self) -> MetaNetArch:
+        return MetaNetArch(self.width, self.n_res, self.hidden, self.rank or None, self.style_size)
+
+
+def flat_mask(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``(N, 3, H, W)`` in [0, 1] -> ``(N,)`` bool: images whose pixel std is below ``threshold``."""
+    return x.flatten(1).float().std(1) < threshold
+
+
+class _Counters:
+    """Guard counts, saved in the checkpoint (state_dict protocol, so Checkpointer handles it)."""
+
+    KEYS = ("flat_images", "flat_batches", "nonfinite_batches", "weight_norm_warnings", "trained_steps")
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {k: 0 for k in self.KEYS}
+        self.values["max_gen_norm"] = 0.0
+
+    def state_dict(self) -> dict[str, float]:
+        return dict(self.values)
+
+    def load_state_dict(self, sd: dict[str, float]) -> None:
+        self.values.update(sd)
+
+    def __getitem__(self, k: str) -> float:
+        return self.values[k]
+
+    def add(self, k: str, n: float = 1) -> None:
+        self.values[k] += n
+
+
+def _style_files(folder: str, exclude: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
+    order = {s: i for i, s in reversed(list(enumerate(Path(e).stem for e in exclude)))}
+    files = list_images(folder)
+    train = [p for p in files if p.stem not in order]
+    held = sorted((p for p in files if p.stem in order), key=lambda p: order[p.stem])  # as listed in exclude
+    if not train:
+        raise FileNotFoundError(f"no style images left in {folder} after excluding {sorted(order)}")
+    return train, held
+
+
+def _crop(img: torch.Tensor, rng: np.random.Generator, min_frac: float) -> torch.Tensor:
+    if min_frac >= 1.0:
+        return img
+    h, w = img.shape[-2:]
+    fh, fw = rng.uniform(min_frac, 1.0, 2)
+    ch, cw = max(16, round(h * fh)), max(16, round(w * fw))
+    y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    return img[..., y : y + ch, x : x + cw]
+
+
+def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
+    """Train (or resume) and write ``<out>/<name>.safetensors`` (dots of the name as underscores).
+
+    Returns:
+        Path of the trained meta network.
+    """
+    from tqdm import tqdm
+
+    from ..models.vgg_adain import file_sha256
+
+    if cfg.style_every < 1:
+        raise ValueError(f"style_every must be >= 1, got {cfg.style_every}")
+    if not 0.0 < cfg.style_crop <= 1.0:
+        raise ValueError(f"style_crop must be in (0, 1], got {cfg.style_crop}")
+    dev = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    train_files, held_files = _style_files(cfg.styles, tuple(cfg.exclude))
+    names = [p.stem for p in train_files]
+    # decoded once, a little larger than style_size so that crops keep detail
+    styles = [to_tensor(load_rgb(p, max_side=2 * cfg.style_size), "cpu") for p in train_files]
+    vgg_file = resolve_weight("vgg16", explicit=cfg.vgg)
+    vgg = load_vgg16(vgg_file).to(dev)
+    vgg_sha = file_sha256(Path(vgg_file))
+    data = ImageFolder(cfg.content, cfg.size, seed=cfg.seed)
+    log.info("MetaNet: %d training styles (%d held out), %d content images", len(styles), len(held_files), len(data))
+
+    meta = MetaNet(cfg.width, cfg.n_res, cfg.hidden, cfg.rank or None, cfg.style_size).to(dev)
+    meta.vgg_sha256 = vgg_sha
+    meta.attach_vgg(vgg)
+    with torch.no_grad():  # input centring and scaling from the whole styles (restored by a resume)
+        all_feats = torch.cat([style_features(vgg, resize_long(s.to(dev), cfg.style_size)) for s in styles])
+        meta.set_feature_stats(all_feats)
+    head_params = list(meta.heads.parameters())
+    ids = {id(p) for p in head_params}
+    opt = torch.optim.AdamW([{"params": head_params, "weight_decay": cfg.head_decay},
+                             {"params": [p for p in meta.parameters() if id(p) not in ids], "weight_decay": 0.0}],
+                            lr=cfg.lr)
+    counters = _Counters()
+    ck = Checkpointer(out, cfg, ("width", "n_res", "hidden", "rank"))
+    modules: dict[str, Any] = {"model": meta, "optim": opt, "counters": counters}
+    step = ck.resume(modules, dev)
+    if step:
+        data.rng = np.random.default_rng(cfg.seed + 7 + step)
+
+    def style_of_block(block: int) -> tuple[int, torch.Tensor]:
+        """The style (and crop) of the block of ``style_every`` steps: every style once per round, in a
+        shuffled order; a function of (seed, block) only, so a resumed run continues the same sequence."""
+        n = len(styles)
+        k = int(np.random.default_rng([cfg.seed, block // n]).permutation(n)[block % n])
+        img = resize_long(_crop(styles[k], np.random.default_rng([cfg.seed, block, 1]), cfg.style_crop), cfg.style_size)
+        return k, img.to(dev)
+
+    prev = load_rgb(cfg.preview, max_side=256) if cfg.preview else data.images[0]
+    prev_t = to_tensor(prev[: prev.shape[0] // 4 * 4, : prev.shape[1] // 4 * 4], dev)
+    show = [styles[i] for i in sorted({0, len(styles) // 2, len(styles) - 1})]
+    show += [to_tensor(load_rgb(p, max_side=2 * cfg.style_size), "cpu") for p in held_files[:2]]  # first two excluded
+
+    def preview() -> None:
+        meta.eval()
+        row = [prev_t]
+        with torch.no_grad():
+            for s in show:
+                s = resize_long(s.to(dev), cfg.style_size)
+                row += [s, meta.stylise(prev_t * 255.0, style_features(vgg, s)).div(255.0)]
+        meta.train()
+        save_preview_row(out / f"preview_{step:06d}.jpg", row)
+
+    def save() -> None:
+        ck.save(modules, step)
+
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.name}", unit="step", disable=not progress, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    block = -1
+    k, feats, targets = 0, torch.empty(0), {}
+    meta.train()
+    try:
+        while step < cfg.steps:
+            if step // cfg.style_every != block:
+                block = step // cfg.style_every
+                k, s = style_of_block(block)
+                with torch.no_grad():
+                    fs = vgg(s)
+                    targets = {n: gram(v) for n, v in fs.items()}
+                    feats = style_features(vgg, s)
+            x = data.batch(cfg.batch).to(dev)
+            flat = flat_mask(x, cfg.flat_std)
+            if bool(flat.any()):
+                counters.add("flat_images", int(flat.sum()))
+                x = x[~flat]
+                if x.shape[0] == 0:
+                    counters.add("flat_batches")
+                    log.warning("step %d: every content crop of the batch is flat: batch skipped", step)
+                    step += 1
+                    bar.update(1)
+                    continue
+            gen, norms = meta.generate_weights(feats, with_stats=True)  # type: ignore[misc]
+            y = meta.run(x * 255.0, gen) / 255.0
+            fy = vgg(y)
+            with torch.no_grad():
+                fx = vgg(x)
+            lc = cfg.content_weight * content_loss(fy["relu2_2"], fx["relu2_2"])
+            ls = cfg.style_weight * sum(F.mse_loss(gram(fy[n]), t.expand(y.shape[0], -1, -1)) for n, t in targets.items())
+            lt = cfg.tv_weight * tv_loss(y * 255.0) if cfg.tv_weight else torch.zeros((), device=dev)
+            loss = lc + ls + lt
+            opt.zero_grad(set_to_none=True)
+            gn = float("nan")
+            if math.isfinite(loss.item()):
+                loss.backward()
+                gn = float(torch.nn.utils.clip_grad_norm_(meta.parameters(), float("inf")))
+            if not math.isfinite(gn):
+                counters.add("nonfinite_batches")
+                log.warning("non-finite loss or gradient at step %d (style %s): batch skipped", step, names[k])
+                opt.zero_grad(set_to_none=True)
+                step += 1
+                bar.update(1)
+                continue
+            opt.step()
+            step += 1
+            counters.add("trained_steps")
+            g = float(norms.max())
+            counters.values["max_gen_norm"] = max(counters["max_gen_norm"], g)
+            if g > cfg.weight_norm_bound:
+                counters.add("weight_norm_warnings")
+                n_warn = int(counters["weight_norm_warnings"])
+                if n_warn == 1 or n_warn % 500 == 0:
+                    log.warning("step %d: generated weights' raw norm %.3g exceeds the bound %.3g "
+                                "(%d steps so far; the generated nets stay weight-normalised)",
+                                step, g, cfg.weight_norm_bound, n_warn)
+            ck.log(step, content=lc.item(), style=ls.item(), tv=lt.item(), style_index=k, gen_norm=g,
+                   grad_norm=gn, batch=x.shape[0])
+            bar.set_postfix(content=f"{lc.item():.3g}", style=f"{ls.item():.3g}", gen=f"{g:.2f}")
+            bar.update(1)
+            if step % cfg.checkpoint_every == 0:
+                save()
+            if cfg.preview_every and step % cfg.preview_every == 0:
+                preview()
+    except KeyboardInterrupt:
+        save()
+        bar.close()
+        log.warning("interrupted at step %d; checkpoint saved to %s (run again to resume)", step, ck.path)
+        raise
+    bar.close()
+    save()
+    preview()
+
+    report = {k: (int(v) if k != "max_gen_norm" else round(float(v), 4)) for k, v in counters.values.items()}
+    report["steps"] = step
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    if any(report[k] for k in ("flat_images", "nonfinite_batches", "weight_norm_warnings")):
+        log.warning("training report: %s", report)
+    spec = metanet_spec(
+        cfg.name, cfg.arch, licence=cfg.licence, weights=f"{cfg.name.replace('.', '_')}.safetensors",
+        extra={
+            "training_command": cfg.command,
+            "steps": step,
+            "batch": cfg.batch,
+            "size": cfg.size,
+            "style_every": cfg.style_every,
+            "style_crop": cfg.style_crop,
+            "style_images": [p.name for p in train_files],
+            "held_out_styles": [p.name for p in held_files],
+            "weights": {"content": cfg.content_weight, "style": cfg.style_weight, "tv": cfg.tv_weight},
+            "lr": cfg.lr,
+            "head_decay": cfg.head_decay,
+            "vgg_sha256": vgg_sha,
+            "training_report": report,
+            "train_seconds_this_run": round(time.perf_counter() - t0, 1),
+        },
+    )
+    meta.eval()
+    path = save_metanet(meta.cpu(), spec, out / str(spec.weights))
+    log.info("wrote %s", path)
+    return path

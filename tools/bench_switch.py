@@ -1,0 +1,101 @@
+"""Style-switch latency in a running live pipeline: "new style" request -> first output frame with it.
+
+    python tools/bench_switch.py --model adain.vgg16 --styles ../shared/media/styles/{wave,udnie,mondrian}.jpg
+    python tools/bench_switch.py --model msgnet.lite --bank wave udnie mondrian --brush 192 384
+
+A synthetic 640x480 source runs live at 30 fps into a null sink. After a warm-up, each switch is
+requested from the main thread (`Pipeline.swap`, as the control endpoint and hotkeys do) and the
+time until the writer thread receives the first frame stylised with the new style is recorded,
+together with the time the Stylizer spent preparing it (style encoding + backend preparation).
+Each style is switched to twice (the second time hits the prepared-state cache); both are reported.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rtstyle.io import SyntheticSource
+from rtstyle.io.null import NullSink
+from rtstyle.pipeline import Pipeline
+from rtstyle.stylizer import Stylizer
+
+
+def measure(model: str, switches: list[dict[str, Any]], backend: str, size: tuple[int, int], internal: int | None,
+            first: dict[str, Any], settle: float = 1.0) -> list[dict[str, Any]]:
+    seen: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def on_frame(frame: Any) -> None:
+        with lock:
+            seen.setdefault(frame.meta.get("style", ""), time.perf_counter())
+
+    w, h = size
+    st = Stylizer(model, backend=backend, size=internal, frame_size=(w, h), **first)
+    rows: list[dict[str, Any]] = []
+    with SyntheticSource(w, h, fps=30.0, live=True) as src:
+        pipe = Pipeline(src, st, [NullSink(lossless=False)], live=True, on_frame=on_frame)
+        pipe.start()
+        time.sleep(2.0)  # warm-up
+        for rep in (1, 2):
+            for sw in switches:
+                with lock:
+                    seen.clear()
+                t0 = time.perf_counter()
+                state = pipe.swap(**sw).result(timeout=120)
+                deadline = time.time() + 30
+                while time.time() < deadline:
+                    with lock:
+                        t1 = seen.get(state.name)
+                    if t1 is not None:
+                        break
+                    time.sleep(0.001)
+                else:
+                    raise RuntimeError(f"no frame with {state.name} within 30 s")
+                rows.append({"model": model, "switch": json.dumps(sw, default=str), "pass": rep,
+                             "latency_ms": round(1000 * (t1 - t0), 1), "prepare_ms": round(1000 * state.prepared_s, 1)})
+                print(f"{model:<14} {rows[-1]['switch']:<60} pass {rep}: first frame after {rows[-1]['latency_ms']:7.1f} ms "
+                      f"(prepare {rows[-1]['prepare_ms']:.1f} ms)", flush=True)
+                time.sleep(settle)
+        pipe.stop()
+        pipe.wait()
+    st.close()
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--styles", nargs="*", default=[], help="style images to switch to, in order")
+    ap.add_argument("--bank", nargs="*", default=[], help="bank styles (names) to switch to (msgnet.*)")
+    ap.add_argument("--brush", nargs="*", type=float, default=[], help="brush sizes to switch to (msgnet.*)")
+    ap.add_argument("--first-style", default=None, help="style image active at start (style-image models)")
+    ap.add_argument("--backend", default="auto")
+    ap.add_argument("--size", default="640x480")
+    ap.add_argument("--internal", type=int, default=240, help="internal short side (default 240)")
+    ap.add_argument("--json", type=Path, default=None)
+    a = ap.parse_args()
+    w, h = (int(v) for v in a.size.lower().split("x"))
+    switches: list[dict[str, Any]] = [{"style_image": s} for s in a.styles]
+    switches += [{"style_vector": b} for b in a.bank]
+    switches += [{"options": {"brush": b}} for b in a.brush]
+    first = {"style_image": a.first_style} if a.first_style else {}
+    rows = measure(a.model, switches, a.backend, (w, h), a.internal, first)
+    summary = {}
+    for p in (1, 2):
+        lat = [r["latency_ms"] for r in rows if r["pass"] == p]
+        prep = [r["prepare_ms"] for r in rows if r["pass"] == p]
+        summary[f"pass{p}"] = {"median_latency_ms": statistics.median(lat), "max_latency_ms": max(lat),
+                               "median_prepare_ms": statistics.median(prep)}
+    print(json.dumps(summary, indent=2))
+    if a.json:
+        a.json.write_text(json.dumps({"model": a.model, "backend": a.backend, "size": a.size, "internal": a.internal,
+                                      "rows": rows, "summary": summary}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
