@@ -381,9 +381,10 @@ def cmd_gatys(args: argparse.Namespace) -> int:
     import cv2
 
     vgg = load_vgg16(args.vgg, taps=("relu1_2", "relu2_2", "relu3_3", "relu4_3"))
-    out = gatys(args.content, args.style, vgg=vgg, steps=args.steps, size=args.size_, style_weight=args.style_weight,
-                content_weight=args.content_weight, tv_weight=args.tv_weight, init=args.init,
-                optimizer=args.optimizer, seed=args.seed, progress=not args.quiet)
+    weights = {k: v for k, v in dict(style_weight=args.style_weight, content_weight=args.content_weight,
+                                     tv_weight=args.tv_weight).items() if v is not None}
+    out = gatys(args.content, args.style, vgg=vgg, steps=args.steps, size=args.size_, init=args.init,
+                optimizer=args.optimizer, seed=args.seed, progress=not args.quiet, **weights)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(args.output), cv2.cvtColor(out, cv2.COLOR_RGB2BGR)):
         raise CLIError(f"cannot write {args.output}")
@@ -459,8 +460,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                   steps=args.steps, batch=args.batch, size=args.size_,
                                   style_sizes=tuple(args.style_sizes), bank_sizes=tuple(args.bank_sizes),
                                   ngf=args.ngf, n_blocks=args.n_blocks, stem=args.stem, down1=args.down1,
-                                  up1=args.up1, up2=args.up2, lr=args.lr, comatch_init=args.comatch_init,
-                                  content_weight=args.content_weight,
+                                  up1=args.up1, up2=args.up2, lr=args.lr, content_weight=args.content_weight,
                                   style_weight=args.style_weight, checkpoint_every=args.checkpoint_every,
                                   preview_every=args.preview_every, preview=args.preview, seed=args.seed,
                                   device=args.device)
@@ -701,9 +701,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--steps", type=int, default=300, help="L-BFGS iterations (one VGG16 forward/backward each)")
     s.add_argument("--size", dest="size_", type=int, default=512, help="longer side of the output")
-    s.add_argument("--style-weight", type=float, default=10.0)
-    s.add_argument("--content-weight", type=float, default=1.0)
-    s.add_argument("--tv-weight", type=float, default=0.1)
+    s.add_argument("--style-weight", type=float, default=None, help="relative Gram error weight (default 1)")
+    s.add_argument("--content-weight", type=float, default=None, help="relative content error weight (default 1)")
+    s.add_argument("--tv-weight", type=float, default=None, help="total-variation weight (default 1)")
     s.add_argument("--init", choices=["content", "noise"], default="content")
     s.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
     s.add_argument("--seed", type=int, default=0)
@@ -795,8 +795,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--down1", type=int, default=16)
     t.add_argument("--up1", type=int, default=16)
     t.add_argument("--up2", type=int, default=8)
-    t.add_argument("--comatch-init", choices=["identity", "paper"], default="identity",
-                   help="CoMatch weight start: identity for the average style (default) or the paper's U(0, 0.02)")
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--content-weight", type=float, default=1e5)
     t.add_argument("--style-weight", type=float, default=1e10)

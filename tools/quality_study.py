@@ -62,7 +62,8 @@ def _save(path: Path, img: np.ndarray) -> None:
     import cv2
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]):
+    params = [cv2.IMWRITE_JPEG_QUALITY, 92] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    if not cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), params):
         raise OSError(f"cannot write {path}")
 
 
@@ -115,6 +116,10 @@ def make_grid(columns: list[str], rows: list[tuple[str, list[np.ndarray]]], cell
     return np.concatenate(lines, 0)
 
 
+def _short(stem: str, n: int = 16) -> str:
+    return stem if len(stem) <= n else stem[: n - 2] + ".."
+
+
 def _markdown(summary: dict[str, dict[str, Any]], methods: list[str]) -> str:
     head = "| method | n | style_meanstd mean / median | style_gram mean / median | content mean / median | s / image |"
     lines = [head, "|" + "---|" * 6]
@@ -145,6 +150,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--model", action="append", default=[], help="arbitrary-style model (repeatable), e.g. adain.vgg16")
     ap.add_argument("--gatys-steps", type=int, default=200, help="L-BFGS iterations of the Gatys reference (0: skip it)")
     ap.add_argument("--gatys-style-weight", type=float, default=None, help="override gatys()'s default style weight")
+    ap.add_argument("--reuse-gatys", action="store_true",
+                    help="reuse reference images of an earlier run with the same steps/size/weights (lossless PNGs in --out)")
     ap.add_argument("--size", type=int, default=256, help="longer side of the content (rounded to a multiple of 8)")
     ap.add_argument("--out", type=Path, required=True, help="folder for the stylised images and grid.jpg")
     ap.add_argument("--report", type=Path, default=None, help="JSON report (default: <out>/report.json)")
@@ -153,6 +160,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--device", default="cpu", help="cpu, cuda, auto")
     ap.add_argument("--cell", type=int, default=256, help="grid cell width in pixels")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.add_argument("--verbose", action="store_true", help="log model loading and Gatys runs")
     args = ap.parse_args(argv)
     if args.size < 32:
         ap.error(f"--size must be >= 32, got {args.size}")
@@ -170,7 +178,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     import torch
     from tqdm import tqdm
 
@@ -192,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     stylizers = {m: None for m in args.model}
     gatys_kw: dict[str, Any] = {} if args.gatys_style_weight is None else {"style_weight": args.gatys_style_weight}
 
+    cache_file = args.out / "gatys_cache.json"  # reference runs are slow: kept for --reuse-gatys
+    gatys_cache: dict[str, float] = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    args.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     grid_rows: list[tuple[str, list[np.ndarray]]] = []
     pairs = [(c, s) for c in contents for s in styles]
@@ -231,13 +242,20 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(out)
         if args.gatys_steps > 0:
             bar.set_postfix_str(f"{cname} x {sname}: gatys")
-            t0 = time.perf_counter()
-            out = gatys(c_img, s_img, vgg=vgg, steps=args.gatys_steps, **gatys_kw)
-            sec = time.perf_counter() - t0
-            _save(args.out / f"{cname}__{sname}__gatys.jpg", out)
+            gpath = args.out / f"{cname}__{sname}__gatys.png"  # lossless: --reuse-gatys reads it back
+            key = f"{gpath.name}:{args.gatys_steps}:{args.size}:{json.dumps(gatys_kw, sort_keys=True)}"
+            if args.reuse_gatys and gpath.is_file() and key in gatys_cache:
+                out, sec = load_rgb(gpath), gatys_cache[key]
+            else:
+                t0 = time.perf_counter()
+                out = gatys(c_img, s_img, vgg=vgg, steps=args.gatys_steps, **gatys_kw)
+                sec = time.perf_counter() - t0
+                _save(gpath, out)
+                gatys_cache[key] = sec
+                cache_file.write_text(json.dumps(gatys_cache, indent=1))
             record("gatys", out, sec)
             cells.append(out)
-        grid_rows.append((f"{cname} x {sname}", cells))
+        grid_rows.append((f"{_short(cname)} x {_short(sname)}", cells))
     bar.close()
     for st in stylizers.values():
         if st is not None:
@@ -269,6 +287,12 @@ def main(argv: list[str] | None = None) -> int:
             "torch_threads": torch.get_num_threads(),
             "metrics": {"style_layers": list(meter.style_layers), "content_layer": meter.content_layer},
             "grid": _rel(args.out / "grid.jpg"),
+            "notes": {
+                "identity": "the content photo itself as the output (content 0; the style distance of doing nothing)",
+                "seconds": "models: one warm Stylizer.stylize call (style encoding and warm-up excluded); "
+                           "gatys: the whole optimisation",
+                "sizes": "content: longer side --size, each side a multiple of 8; style: longer side --size",
+            },
         },
         "rows": rows,
         "summary": summary,

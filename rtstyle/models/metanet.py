@@ -68,10 +68,8 @@ import hashlib
 import json
 import logging
 import math
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +78,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._registry import register_model, register_path_loader
+from ._registry import register_path_loader
+from ._shipped import register_entries, shipped_entries, shipped_file
 from ._spec import ModelSpec
 from .johnson import TransformerNet
 
@@ -580,19 +579,11 @@ register_path_loader("metanet", load_metanet_checkpoint)
 
 # --------------------------------------------------------------------------- shipped models
 
-_PKG = "rtstyle.weights_data"
-
-
 def _shipped_entries() -> list[dict[str, Any]]:
-    try:
-        text = resources.files(_PKG).joinpath("manifest.json").read_text()
-    except (FileNotFoundError, ModuleNotFoundError):
-        return []
-    return [e for e in json.loads(text)["models"] if e["spec"].get("family") == "metanet"]
+    return shipped_entries("metanet")
 
 
-def _shipped_file(spec: ModelSpec) -> AbstractContextManager[Path]:
-    return resources.as_file(resources.files(_PKG).joinpath(str(spec.weights)))
+_shipped_file = shipped_file
 
 
 def _shipped_factory(spec: ModelSpec, *, vgg: str | Path | None = None, **_: Any) -> nn.Module:
@@ -607,8 +598,7 @@ def _shipped_factory(spec: ModelSpec, *, vgg: str | Path | None = None, **_: Any
 
 
 def _register_shipped() -> None:
-    for entry in _shipped_entries():
-        register_model(ModelSpec.from_json(json.dumps(entry["spec"])))(_shipped_factory)
+    register_entries(_shipped_entries(), _shipped_factory)
 
 
 _register_shipped()

@@ -25,7 +25,6 @@ import json
 import logging
 import re
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._registry import register_model, register_path_loader
+from ._registry import register_path_loader
+from ._shipped import register_entries, shipped_entries, shipped_file
 from ._spec import ModelSpec
 
 __all__ = [
@@ -183,26 +183,6 @@ class MSGNet(nn.Module):
     def style_gram(self, style: torch.Tensor) -> torch.Tensor:
         """Style image ``(1, 3, H, W)`` 0..255 -> its CoMatch target ``(1, C, C)`` (the Siamese branch)."""
         return gram_matrix(self.model1(style))
-
-    @torch.no_grad()
-    def init_comatch(self, grams: Sequence[torch.Tensor], ridge: float = 1e-2) -> None:
-        """Start CoMatch as the identity for the average style: ``W = (mean(G) + ridge I)^-1``.
-
-        The paper draws ``W ~ U(0, 0.02)``. Encoder Grams are dominated by a few directions (the
-        features are not centred), so that ``W G`` starts with an effective rank of ~4 of the
-        ``C`` channels: content and style squeeze through a few dimensions and, on a small training
-        budget, the styles were still indistinguishable after 1,400 steps here. With this start
-        ``W G_s`` is the identity for the average style and departs from it for each style from the
-        first step; the layer's maths (``y = (W G)^T x``) is unchanged.
-
-        Args:
-            grams: the training styles' Grams ``(1, C, C)`` under the initial encoder.
-            ridge: Tikhonov term, relative to the mean diagonal of the average Gram.
-        """
-        g = torch.stack([t.reshape(self.channels, self.channels) for t in grams]).double().mean(0)
-        eye = torch.eye(self.channels, dtype=torch.float64)
-        w = torch.linalg.inv(g + ridge * g.diagonal().mean() * eye)
-        self.ins.weight.copy_(w.float().unsqueeze(0))
 
     def forward(self, x: torch.Tensor, gram: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
         f = self.model1(x)
@@ -464,8 +444,6 @@ class MSGStyled(nn.Module):
 
 # --------------------------------------------------------------------------- registry
 
-_PKG = "rtstyle.weights_data"
-
 
 def _spec_for_file(path: Path, meta: dict[str, str], bank: MSGStyleBank) -> ModelSpec:
     if "spec" in meta:
@@ -513,22 +491,11 @@ register_path_loader("msgnet", load_msgnet_checkpoint)
 def _shipped_factory(spec: ModelSpec, **controls: Any) -> nn.Module:
     from ..weights import sha256_file
 
-    ref = resources.files(_PKG).joinpath(str(spec.weights))
-    with resources.as_file(ref) as p:
+    with shipped_file(spec) as p:
         if spec.sha256 and sha256_file(p) != spec.sha256:
             raise ValueError(f"{spec.name}: shipped weights {p.name} fail their sha256 check (reinstall rtstyle)")
         net, bank, _ = load_msgnet(Path(p))
     return build_msgnet(net, bank, spec, **controls)
 
 
-def _register_shipped() -> None:
-    try:
-        text = resources.files(_PKG).joinpath("manifest.json").read_text()
-    except (FileNotFoundError, ModuleNotFoundError):
-        return
-    for entry in json.loads(text)["models"]:
-        if entry["spec"].get("family") == "msgnet":
-            register_model(ModelSpec.from_json(json.dumps(entry["spec"])))(_shipped_factory)
-
-
-_register_shipped()
+register_entries(shipped_entries("msgnet"), _shipped_factory)

@@ -17,10 +17,8 @@ Input contract: RGB in [0, 1], H and W multiples of 8 (three poolings).
 """
 from __future__ import annotations
 
-import json
 import logging
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +27,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..weights import resolve_weight, sha256_file
-from ._registry import register_model
+from ._layers import IMAGENET_MEAN, IMAGENET_STD, ImageNetVGG16, vgg16_act_scale
+from ._shipped import register_entries, shipped_entries, shipped_file
 from ._spec import ModelSpec
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "AdaINDecoder",
     "EncoderMismatchError",
     "VGG16Encoder",
@@ -46,9 +47,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512]  # VGG16 features[0..18]
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 #: torchvision ``features`` index of each ``reluN_1`` tap.
 RELU_N1 = {"r11": 1, "r21": 6, "r31": 11, "r41": 18}
 FORMAT = "rtstyle.adain-decoder/1"
@@ -58,7 +56,7 @@ class EncoderMismatchError(ValueError):
     """The encoder weights differ from the ones a decoder was trained against."""
 
 
-class VGG16Encoder(nn.Module):
+class VGG16Encoder(ImageNetVGG16):
     """ImageNet VGG16 ``features[0..18]`` (conv1_1 .. relu4_1), torchvision key names.
 
     Normalises RGB [0, 1] with the ImageNet mean/std inside and divides the activations by
@@ -73,35 +71,15 @@ class VGG16Encoder(nn.Module):
     out_channels = 512
 
     def __init__(self, act_scale: float = 1.0) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        c = 3
-        for v in _CFG:
-            if v == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += [nn.Conv2d(c, int(v), 3, padding=1), nn.ReLU()]
-                c = int(v)
-        self.features = nn.Sequential(*layers)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.act_scale = float(act_scale)
+        super().__init__(RELU_N1["r41"], act_scale)  # VGG16 features[0..18]
         self.sha256: str | None = None
 
     def taps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """relu1_1, relu2_1, relu3_1 and relu4_1 from one pass (keys ``r11`` .. ``r41``)."""
-        want = {i: k for k, i in RELU_N1.items()}
-        out: dict[str, torch.Tensor] = {}
-        h = (x - self.mean) / self.std
-        for i, layer in enumerate(self.features):
-            h = layer(h)
-            if i in want:
-                out[want[i]] = h / self.act_scale if self.act_scale != 1.0 else h
-        return out
+        return self.activations(x, {i: k for k, i in RELU_N1.items()})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.features((x - self.mean) / self.std)
-        return h / self.act_scale if self.act_scale != 1.0 else h
+        return self.rescale(self.features((x - self.mean) / self.std))
 
 
 def _conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
@@ -179,8 +157,7 @@ def load_vgg16_encoder(path: str | Path | None = None) -> VGG16Encoder:
     if missing:
         raise ValueError(f"{file}: not a VGG16 state dict with torchvision key names (missing {missing[:3]})")
     enc.load_state_dict({k: sd[k] for k in own})
-    # Caffe-converted weights fold the 255 input scale into conv1_1 (|w| ~ 10 vs ~0.2).
-    enc.act_scale = 255.0 if sd["features.0.weight"].abs().mean().item() > 2.0 else 1.0
+    enc.act_scale = vgg16_act_scale(sd)
     enc.sha256 = file_sha256(Path(file))
     for p in enc.parameters():
         p.requires_grad_(False)
@@ -250,24 +227,12 @@ def load_pair(decoder_path: str | Path, encoder_path: str | Path | None = None,
 
 # --------------------------------------------------------------------------- registry
 
-_PKG = "rtstyle.weights_data"
-
-
-def _shipped_entries() -> list[dict[str, Any]]:
-    try:
-        text = resources.files(_PKG).joinpath("manifest.json").read_text()
-    except (FileNotFoundError, ModuleNotFoundError):
-        return []
-    return [e for e in json.loads(text)["models"] if e["spec"].get("family") == "adain"]
-
-
 def _vgg_adain_factory(spec: ModelSpec, *, encoder_path: str | Path | None = None, decoder_path: str | Path | None = None,
                        **kwargs: Any) -> nn.Module:
     from .adain import build_adain
 
     if decoder_path is None:
-        ref = resources.files(_PKG).joinpath(str(spec.weights))
-        with resources.as_file(ref) as p:
+        with shipped_file(spec) as p:
             if spec.sha256 and sha256_file(p) != spec.sha256:
                 raise ValueError(f"{spec.name}: shipped decoder {p.name} fails its sha256 check (reinstall rtstyle)")
             enc, dec, _ = load_pair(p, encoder_path)
@@ -277,9 +242,7 @@ def _vgg_adain_factory(spec: ModelSpec, *, encoder_path: str | Path | None = Non
 
 
 def _register_shipped() -> None:
-    for entry in _shipped_entries():
-        spec = ModelSpec.from_json(json.dumps(entry["spec"]))
-        register_model(spec)(_vgg_adain_factory)
+    register_entries(shipped_entries("adain"), _vgg_adain_factory)
 
 
 def vgg16_adain_spec(name: str, base: int, encoder_sha256: str, extra: dict[str, Any]) -> ModelSpec:

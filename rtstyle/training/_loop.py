@@ -1,18 +1,36 @@
-"""Pieces every trainer shares: device choice, resumable checkpoints with loss history, previews."""
+"""Pieces every trainer shares: device choice, resumable checkpoints with loss history, previews,
+the optimiser step that skips non-finite losses and the step loop itself (:func:`run_steps`)."""
 from __future__ import annotations
 
 import json
 import logging
+import math
+import shlex
+import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 import torch
 
-__all__ = ["Checkpointer", "pick_device", "save_preview_row", "to_tensor"]
+__all__ = [
+    "Checkpointer",
+    "command_line",
+    "loss_postfix",
+    "optimise",
+    "pick_device",
+    "run_steps",
+    "save_preview_row",
+    "to_tensor",
+]
 
 log = logging.getLogger(__name__)
+
+
+def command_line() -> str:
+    """This process's command line, shell-quoted: the default of every trainer config's ``command``."""
+    return " ".join(shlex.quote(a) for a in sys.argv)
 
 
 def pick_device(name: str) -> torch.device:
@@ -45,15 +63,18 @@ class Checkpointer:
         out: run folder.
         config: the run's config dataclass (stored; ``arch_keys`` must match on resume).
         arch_keys: config fields that fix the architecture: a checkpoint with other values is refused.
+        arch_error: the refusal's message (``{path}`` is replaced by the checkpoint's path); by default
+            it names the first field that differs.
     """
 
-    def __init__(self, out: Path, config: Any, arch_keys: tuple[str, ...]) -> None:
+    def __init__(self, out: Path, config: Any, arch_keys: tuple[str, ...], arch_error: str | None = None) -> None:
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.path = self.out / "checkpoint.pt"
         self.hist_path = self.out / "history.json"
         self.config = config
         self.arch_keys = arch_keys
+        self.arch_error = arch_error
         self.history: list[dict[str, float]] = []
 
     def resume(self, modules: dict[str, Any], device: torch.device) -> int:
@@ -64,6 +85,8 @@ class Checkpointer:
         cfg = asdict(self.config)
         for k in self.arch_keys:
             if state["config"].get(k) != cfg.get(k):
+                if self.arch_error is not None:
+                    raise ValueError(self.arch_error.format(path=self.path))
                 raise ValueError(f"{self.path} was trained with {k}={state['config'].get(k)!r}, not {cfg.get(k)!r}; "
                                  "use a new --out or the same settings")
         for name, m in modules.items():
@@ -88,3 +111,85 @@ class Checkpointer:
         tmp = self.hist_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.history))
         tmp.replace(self.hist_path)
+
+
+def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor) -> bool:
+    """One optimiser step on ``loss``; ``False`` (gradients cleared, no step) if the loss is not finite."""
+    opt.zero_grad(set_to_none=True)
+    if not math.isfinite(loss.item()):
+        return False
+    loss.backward()
+    opt.step()
+    return True
+
+
+def loss_postfix(values: Mapping[str, float], keys: tuple[str, ...] = ("content", "style")) -> dict[str, str]:
+    """The progress bar's postfix: ``keys`` of a step's logged values, 3 significant digits."""
+    return {k: f"{values[k]:.3g}" for k in keys}
+
+
+class LoopSettings(Protocol):
+    """The fields of a trainer config that :func:`run_steps` reads."""
+
+    steps: int
+    checkpoint_every: int
+    preview_every: int
+
+
+def run_steps(
+    cfg: LoopSettings,
+    step_fn: Callable[[int], Mapping[str, float] | None],
+    *,
+    start: int,
+    ck: Checkpointer,
+    modules: Mapping[str, Any],
+    preview: Callable[[int], None],
+    desc: str,
+    save_extra: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    postfix: Callable[[Mapping[str, float]], dict[str, str]] = loss_postfix,
+    advance_bar_on_skip: bool = False,
+    logger: logging.Logger = log,
+) -> int:
+    """Run training steps ``start .. cfg.steps - 1`` with a progress bar; the step reached.
+
+    ``step_fn(step)`` trains on one batch and returns the values to log in the history (at
+    ``step + 1``, via ``ck.log``), or ``None`` when it skipped the batch (a skipped step is counted
+    but logs nothing, and moves the bar only if ``advance_bar_on_skip``). After a trained step the
+    bar shows ``postfix(values)``, the checkpoint (``modules`` and ``save_extra``, see
+    :meth:`Checkpointer.save`) is saved every ``cfg.checkpoint_every`` steps and a preview written
+    (``preview(step)``) every ``cfg.preview_every`` steps (0: none until the end). On Ctrl-C the
+    checkpoint is saved and the ``KeyboardInterrupt`` re-raised (rerunning the command resumes);
+    at the end the checkpoint is saved and a final preview written.
+    """
+    from tqdm import tqdm
+
+    def save(step: int) -> None:
+        ck.save(dict(modules), step, **(save_extra or {}))
+
+    step = start
+    bar = tqdm(total=cfg.steps, initial=step, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
+    try:
+        while step < cfg.steps:
+            values = step_fn(step)
+            step += 1
+            if values is None:
+                if advance_bar_on_skip:
+                    bar.update(1)
+                continue
+            ck.log(step, **values)
+            bar.set_postfix(**postfix(values))
+            bar.update(1)
+            if step % cfg.checkpoint_every == 0:
+                save(step)
+            if cfg.preview_every and step % cfg.preview_every == 0:
+                preview(step)
+    except KeyboardInterrupt:
+        save(step)
+        bar.close()
+        logger.warning("interrupted at step %d; checkpoint saved to %s (run again to resume)", step, ck.path)
+        raise
+    bar.close()
+    save(step)
+    preview(step)
+    return step

@@ -19,9 +19,6 @@ other encoder (:func:`rtstyle.models.vgg_adain.load_pair`).
 from __future__ import annotations
 
 import logging
-import math
-import shlex
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +29,8 @@ import torch.nn.functional as F
 
 from ..models.adain import adain, channel_stats
 from ..models.vgg_adain import AdaINDecoder, EncoderMismatchError, load_vgg16_encoder, save_decoder, vgg16_adain_spec
-from ._loop import Checkpointer, pick_device, save_preview_row, to_tensor
+from ._loop import (Checkpointer, command_line, loss_postfix, optimise, pick_device, run_steps, save_preview_row,
+                    to_tensor)
 from .data import ImageFolder, load_rgb
 
 __all__ = ["AdaINTrainConfig", "train_adain"]
@@ -66,7 +64,7 @@ class AdaINTrainConfig:
     seed: int = 0
     device: str = "auto"
     licence: str = "Apache-2.0 (decoder, trained by the rtstyle project)"
-    command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in sys.argv))
+    command: str = field(default_factory=command_line)
 
 
 def _meanstd_loss(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -81,8 +79,6 @@ def train_adain(cfg: AdaINTrainConfig, progress: bool = True) -> Path:
     Returns:
         Path of the trained decoder.
     """
-    from tqdm import tqdm
-
     dev = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
@@ -113,7 +109,7 @@ def train_adain(cfg: AdaINTrainConfig, progress: bool = True) -> Path:
 
     pc, ps = fixed(cfg.preview_content, content), fixed(cfg.preview_style, styles)
 
-    def preview() -> None:
+    def preview(step: int) -> None:
         dec.eval()
         with torch.no_grad():
             m, s = channel_stats(enc(ps))
@@ -121,56 +117,35 @@ def train_adain(cfg: AdaINTrainConfig, progress: bool = True) -> Path:
         dec.train()
         save_preview_row(out / f"preview_{step:06d}.jpg", [pc, ps, y])
 
-    def save() -> None:
-        ck.save({"model": dec, "optim": opt}, step, encoder_sha256=enc.sha256)
-
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.name}", unit="step", disable=not progress,
-               dynamic_ncols=True)
-    t0 = time.perf_counter()
     skipped = 0
+
+    def train_step(step: int) -> dict[str, float] | None:
+        nonlocal skipped
+        for g in opt.param_groups:  # the paper's inverse-time decay
+            g["lr"] = cfg.lr / (1.0 + cfg.lr_decay * step)
+        c = content.batch(cfg.batch).to(dev)
+        s = styles.batch(cfg.batch).to(dev)
+        with torch.no_grad():
+            s_taps = enc.taps(s)
+            m, sd = channel_stats(s_taps["r41"])
+            fc = enc(c)
+            t = adain(fc, m, sd)
+        y = dec(t)
+        y_taps = enc.taps(y)
+        lc = cfg.content_weight * F.mse_loss(y_taps["r41"], t)
+        ls = cfg.style_weight * sum(_meanstd_loss(y_taps[k], s_taps[k]) for k in ("r11", "r21", "r31", "r41"))
+        li = cfg.identity_weight * F.mse_loss(dec(fc), c) if cfg.identity_weight else torch.zeros(())
+        if not optimise(opt, lc + ls + li):
+            skipped += 1
+            log.warning("non-finite loss at step %d: batch skipped (%d so far)", step, skipped)
+            return None
+        return {"content": lc.item(), "style": ls.item(), "identity": li.item()}
+
+    t0 = time.perf_counter()
     dec.train()
-    try:
-        while step < cfg.steps:
-            for g in opt.param_groups:  # the paper's inverse-time decay
-                g["lr"] = cfg.lr / (1.0 + cfg.lr_decay * step)
-            c = content.batch(cfg.batch).to(dev)
-            s = styles.batch(cfg.batch).to(dev)
-            with torch.no_grad():
-                s_taps = enc.taps(s)
-                m, sd = channel_stats(s_taps["r41"])
-                fc = enc(c)
-                t = adain(fc, m, sd)
-            y = dec(t)
-            y_taps = enc.taps(y)
-            lc = cfg.content_weight * F.mse_loss(y_taps["r41"], t)
-            ls = cfg.style_weight * sum(_meanstd_loss(y_taps[k], s_taps[k]) for k in ("r11", "r21", "r31", "r41"))
-            li = cfg.identity_weight * F.mse_loss(dec(fc), c) if cfg.identity_weight else torch.zeros(())
-            loss = lc + ls + li
-            if not math.isfinite(loss.item()):
-                skipped += 1
-                log.warning("non-finite loss at step %d: batch skipped (%d so far)", step, skipped)
-                opt.zero_grad(set_to_none=True)
-                step += 1
-                continue
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            ck.log(step, content=lc.item(), style=ls.item(), identity=li.item())
-            bar.set_postfix(content=f"{lc.item():.3g}", style=f"{ls.item():.3g}", identity=f"{li.item():.3g}")
-            bar.update(1)
-            if step % cfg.checkpoint_every == 0:
-                save()
-            if cfg.preview_every and step % cfg.preview_every == 0:
-                preview()
-    except KeyboardInterrupt:
-        save()
-        bar.close()
-        log.warning("interrupted at step %d; checkpoint saved to %s (run again to resume)", step, ck.path)
-        raise
-    bar.close()
-    save()
-    preview()
+    step = run_steps(cfg, train_step, start=step, ck=ck, modules={"model": dec, "optim": opt}, preview=preview,
+                     save_extra={"encoder_sha256": enc.sha256}, desc=f"train {cfg.name}", progress=progress,
+                     postfix=lambda v: loss_postfix(v, ("content", "style", "identity")), logger=log)
 
     spec = vgg16_adain_spec(cfg.name, cfg.base, enc.sha256, {
         "training_command": cfg.command,

@@ -30,12 +30,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shlex
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -43,7 +41,7 @@ import torch.nn.functional as F
 
 from ..models.metanet import MetaNet, MetaNetArch, metanet_spec, resize_long, save_metanet, style_features
 from ..weights import resolve_weight
-from ._loop import Checkpointer, pick_device, save_preview_row, to_tensor
+from ._loop import Checkpointer, command_line, pick_device, run_steps, save_preview_row, to_tensor
 from .data import ImageFolder, list_images, load_rgb
 from .losses import content_loss, gram, tv_loss
 from .vgg import load_vgg16
@@ -86,7 +84,7 @@ class MetaNetTrainConfig:
     seed: int = 0
     device: str = "auto"
     licence: str = "Apache-2.0 (weights, trained by the rtstyle project); styles: public-domain paintings"
-    command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in sys.argv))
+    command: str = field(default_factory=command_line)
 
     @property
     def arch(self) -> MetaNetArch:
@@ -146,8 +144,6 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
     Returns:
         Path of the trained meta network.
     """
-    from tqdm import tqdm
-
     from ..models.vgg_adain import file_sha256
 
     if cfg.style_every < 1:
@@ -198,7 +194,7 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
     show = [styles[i] for i in sorted({0, len(styles) // 2, len(styles) - 1})]
     show += [to_tensor(load_rgb(p, max_side=2 * cfg.style_size), "cpu") for p in held_files[:2]]  # first two excluded
 
-    def preview() -> None:
+    def preview(step: int) -> None:
         meta.eval()
         row = [prev_t]
         with torch.no_grad():
@@ -208,83 +204,67 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
         meta.train()
         save_preview_row(out / f"preview_{step:06d}.jpg", row)
 
-    def save() -> None:
-        ck.save(modules, step)
-
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.name}", unit="step", disable=not progress, dynamic_ncols=True)
-    t0 = time.perf_counter()
     block = -1
     k, feats, targets = 0, torch.empty(0), {}
-    meta.train()
-    try:
-        while step < cfg.steps:
-            if step // cfg.style_every != block:
-                block = step // cfg.style_every
-                k, s = style_of_block(block)
-                with torch.no_grad():
-                    fs = vgg(s)
-                    targets = {n: gram(v) for n, v in fs.items()}
-                    feats = style_features(vgg, s)
-            x = data.batch(cfg.batch).to(dev)
-            flat = flat_mask(x, cfg.flat_std)
-            if bool(flat.any()):
-                counters.add("flat_images", int(flat.sum()))
-                x = x[~flat]
-                if x.shape[0] == 0:
-                    counters.add("flat_batches")
-                    log.warning("step %d: every content crop of the batch is flat: batch skipped", step)
-                    step += 1
-                    bar.update(1)
-                    continue
-            gen, norms = meta.generate_weights(feats, with_stats=True)  # type: ignore[misc]
-            y = meta.run(x * 255.0, gen) / 255.0
-            fy = vgg(y)
+
+    def train_step(step: int) -> dict[str, float] | None:
+        nonlocal block, k, feats, targets
+        if step // cfg.style_every != block:
+            block = step // cfg.style_every
+            k, s = style_of_block(block)
             with torch.no_grad():
-                fx = vgg(x)
-            lc = cfg.content_weight * content_loss(fy["relu2_2"], fx["relu2_2"])
-            ls = cfg.style_weight * sum(F.mse_loss(gram(fy[n]), t.expand(y.shape[0], -1, -1)) for n, t in targets.items())
-            lt = cfg.tv_weight * tv_loss(y * 255.0) if cfg.tv_weight else torch.zeros((), device=dev)
-            loss = lc + ls + lt
+                fs = vgg(s)
+                targets = {n: gram(v) for n, v in fs.items()}
+                feats = style_features(vgg, s)
+        x = data.batch(cfg.batch).to(dev)
+        flat = flat_mask(x, cfg.flat_std)
+        if bool(flat.any()):
+            counters.add("flat_images", int(flat.sum()))
+            x = x[~flat]
+            if x.shape[0] == 0:
+                counters.add("flat_batches")
+                log.warning("step %d: every content crop of the batch is flat: batch skipped", step)
+                return None
+        gen, norms = meta.generate_weights(feats, with_stats=True)  # type: ignore[misc]
+        y = meta.run(x * 255.0, gen) / 255.0
+        fy = vgg(y)
+        with torch.no_grad():
+            fx = vgg(x)
+        lc = cfg.content_weight * content_loss(fy["relu2_2"], fx["relu2_2"])
+        ls = cfg.style_weight * sum(F.mse_loss(gram(fy[n]), t.expand(y.shape[0], -1, -1)) for n, t in targets.items())
+        lt = cfg.tv_weight * tv_loss(y * 255.0) if cfg.tv_weight else torch.zeros((), device=dev)
+        loss = lc + ls + lt
+        opt.zero_grad(set_to_none=True)
+        gn = float("nan")
+        if math.isfinite(loss.item()):
+            loss.backward()
+            gn = float(torch.nn.utils.clip_grad_norm_(meta.parameters(), float("inf")))
+        if not math.isfinite(gn):
+            counters.add("nonfinite_batches")
+            log.warning("non-finite loss or gradient at step %d (style %s): batch skipped", step, names[k])
             opt.zero_grad(set_to_none=True)
-            gn = float("nan")
-            if math.isfinite(loss.item()):
-                loss.backward()
-                gn = float(torch.nn.utils.clip_grad_norm_(meta.parameters(), float("inf")))
-            if not math.isfinite(gn):
-                counters.add("nonfinite_batches")
-                log.warning("non-finite loss or gradient at step %d (style %s): batch skipped", step, names[k])
-                opt.zero_grad(set_to_none=True)
-                step += 1
-                bar.update(1)
-                continue
-            opt.step()
-            step += 1
-            counters.add("trained_steps")
-            g = float(norms.max())
-            counters.values["max_gen_norm"] = max(counters["max_gen_norm"], g)
-            if g > cfg.weight_norm_bound:
-                counters.add("weight_norm_warnings")
-                n_warn = int(counters["weight_norm_warnings"])
-                if n_warn == 1 or n_warn % 500 == 0:
-                    log.warning("step %d: generated weights' raw norm %.3g exceeds the bound %.3g "
-                                "(%d steps so far; the generated nets stay weight-normalised)",
-                                step, g, cfg.weight_norm_bound, n_warn)
-            ck.log(step, content=lc.item(), style=ls.item(), tv=lt.item(), style_index=k, gen_norm=g,
-                   grad_norm=gn, batch=x.shape[0])
-            bar.set_postfix(content=f"{lc.item():.3g}", style=f"{ls.item():.3g}", gen=f"{g:.2f}")
-            bar.update(1)
-            if step % cfg.checkpoint_every == 0:
-                save()
-            if cfg.preview_every and step % cfg.preview_every == 0:
-                preview()
-    except KeyboardInterrupt:
-        save()
-        bar.close()
-        log.warning("interrupted at step %d; checkpoint saved to %s (run again to resume)", step, ck.path)
-        raise
-    bar.close()
-    save()
-    preview()
+            return None
+        opt.step()
+        counters.add("trained_steps")
+        g = float(norms.max())
+        counters.values["max_gen_norm"] = max(counters["max_gen_norm"], g)
+        if g > cfg.weight_norm_bound:
+            counters.add("weight_norm_warnings")
+            n_warn = int(counters["weight_norm_warnings"])
+            if n_warn == 1 or n_warn % 500 == 0:
+                log.warning("step %d: generated weights' raw norm %.3g exceeds the bound %.3g "
+                            "(%d steps so far; the generated nets stay weight-normalised)",
+                            step + 1, g, cfg.weight_norm_bound, n_warn)
+        return {"content": lc.item(), "style": ls.item(), "tv": lt.item(), "style_index": k, "gen_norm": g,
+                "grad_norm": gn, "batch": x.shape[0]}
+
+    def postfix(v: Mapping[str, float]) -> dict[str, str]:
+        return {"content": f"{v['content']:.3g}", "style": f"{v['style']:.3g}", "gen": f"{v['gen_norm']:.2f}"}
+
+    t0 = time.perf_counter()
+    meta.train()
+    step = run_steps(cfg, train_step, start=step, ck=ck, modules=modules, preview=preview, desc=f"train {cfg.name}",
+                     progress=progress, postfix=postfix, advance_bar_on_skip=True, logger=log)
 
     report = {k: (int(v) if k != "max_gen_norm" else round(float(v), 4)) for k, v in counters.values.items()}
     report["steps"] = step

@@ -12,9 +12,6 @@ several sizes, so the shipped model selects styles and brush sizes without the i
 from __future__ import annotations
 
 import logging
-import math
-import shlex
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +22,7 @@ import torch.nn.functional as F
 
 from ..models._spec import ModelSpec
 from ..models.msgnet import MSGNet, MSGNetArch, gram_matrix, save_msgnet
-from ._loop import Checkpointer, pick_device, save_preview_row, to_tensor
+from ._loop import Checkpointer, command_line, optimise, pick_device, run_steps, save_preview_row, to_tensor
 from .data import ImageFolder, list_images, load_rgb
 from .losses import content_loss, gram
 from .vgg import load_vgg16
@@ -56,7 +53,6 @@ class MSGNetTrainConfig:
     up1: int = 16
     up2: int = 8
     lr: float = 1e-3
-    comatch_init: str = "identity"  # "identity" (average style -> identity) or "paper" (U(0, 0.02))
     content_weight: float = 1e5
     style_weight: float = 1e10
     checkpoint_every: int = 200
@@ -65,7 +61,7 @@ class MSGNetTrainConfig:
     seed: int = 0
     device: str = "auto"
     licence: str = "Apache-2.0 (weights, trained by the rtstyle project); styles: public-domain paintings"
-    command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in sys.argv))
+    command: str = field(default_factory=command_line)
 
     @property
     def arch(self) -> MSGNetArch:
@@ -81,8 +77,6 @@ def _resize_long(img: torch.Tensor, side: int) -> torch.Tensor:
 
 def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
     """Train (or resume) and write ``<out>/<name>.safetensors`` (fp16 weights + style bank)."""
-    from tqdm import tqdm
-
     dev = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
@@ -106,12 +100,6 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     ck = Checkpointer(out, cfg, ("ngf", "n_blocks", "stem", "down1", "up1", "up2"))
     step = ck.resume({"model": net, "optim": opt}, dev)
-    if step == 0 and cfg.comatch_init == "identity":
-        with torch.no_grad():
-            mid = cfg.style_sizes[len(cfg.style_sizes) // 2]
-            net.init_comatch([net.style_gram(_resize_long(s, mid) * 255.0) for s in styles])
-    elif cfg.comatch_init not in ("identity", "paper"):
-        raise ValueError(f"comatch_init must be 'identity' or 'paper', got {cfg.comatch_init!r}")
     rng = np.random.default_rng(cfg.seed + step)
     if step:
         data.rng = np.random.default_rng(cfg.seed + 7 + step)
@@ -120,7 +108,7 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
     prev_t = to_tensor(prev[: prev.shape[0] // 4 * 4, : prev.shape[1] // 4 * 4], dev)
     show = sorted({0, len(styles) // 3, 2 * len(styles) // 3, len(styles) - 1})
 
-    def preview() -> None:
+    def preview(step: int) -> None:
         net.eval()
         with torch.no_grad():
             ys = [net(prev_t * 255, net.style_gram(_resize_long(styles[k], cfg.style_sizes[len(cfg.style_sizes) // 2]) * 255))
@@ -128,52 +116,31 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
         net.train()
         save_preview_row(out / f"preview_{step:06d}.jpg", [prev_t] + ys)
 
-    def save() -> None:
-        ck.save({"model": net, "optim": opt}, step)
-
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.name}", unit="step", disable=not progress, dynamic_ncols=True)
-    t0 = time.perf_counter()
     skipped = 0
+
+    def train_step(step: int) -> dict[str, float] | None:
+        nonlocal skipped
+        k = step % len(styles)
+        size = int(rng.choice(cfg.style_sizes))
+        x = data.batch(cfg.batch).to(dev)
+        g = net.style_gram(_resize_long(styles[k], size) * 255.0)
+        y = net(x * 255.0, g) / 255.0
+        fy = vgg(y)
+        with torch.no_grad():
+            fx = vgg(x)
+        lc = cfg.content_weight * content_loss(fy["relu2_2"], fx["relu2_2"])
+        ls = cfg.style_weight * sum(F.mse_loss(gram(fy[n]), t.expand(y.shape[0], -1, -1))
+                                    for n, t in targets[k, size].items())
+        if not optimise(opt, lc + ls):
+            skipped += 1
+            log.warning("non-finite loss at step %d (style %s): batch skipped", step, names[k])
+            return None
+        return {"content": lc.item(), "style": ls.item(), "style_index": k, "style_size": size}
+
+    t0 = time.perf_counter()
     net.train()
-    try:
-        while step < cfg.steps:
-            k = step % len(styles)
-            size = int(rng.choice(cfg.style_sizes))
-            x = data.batch(cfg.batch).to(dev)
-            g = net.style_gram(_resize_long(styles[k], size) * 255.0)
-            y = net(x * 255.0, g) / 255.0
-            fy = vgg(y)
-            with torch.no_grad():
-                fx = vgg(x)
-            lc = cfg.content_weight * content_loss(fy["relu2_2"], fx["relu2_2"])
-            ls = cfg.style_weight * sum(F.mse_loss(gram(fy[n]), t.expand(y.shape[0], -1, -1))
-                                        for n, t in targets[k, size].items())
-            loss = lc + ls
-            if not math.isfinite(loss.item()):
-                skipped += 1
-                log.warning("non-finite loss at step %d (style %s): batch skipped", step, names[k])
-                opt.zero_grad(set_to_none=True)
-                step += 1
-                continue
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            ck.log(step, content=lc.item(), style=ls.item(), style_index=k, style_size=size)
-            bar.set_postfix(content=f"{lc.item():.3g}", style=f"{ls.item():.3g}")
-            bar.update(1)
-            if step % cfg.checkpoint_every == 0:
-                save()
-            if cfg.preview_every and step % cfg.preview_every == 0:
-                preview()
-    except KeyboardInterrupt:
-        save()
-        bar.close()
-        log.warning("interrupted at step %d; checkpoint saved to %s (run again to resume)", step, ck.path)
-        raise
-    bar.close()
-    save()
-    preview()
+    step = run_steps(cfg, train_step, start=step, ck=ck, modules={"model": net, "optim": opt}, preview=preview,
+                     desc=f"train {cfg.name}", progress=progress, logger=log)
 
     net.eval()
     bank: dict[str, torch.Tensor] = {}

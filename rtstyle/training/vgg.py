@@ -5,34 +5,19 @@ import logging
 from pathlib import Path
 
 import torch
-from torch import nn
 
+from ..models._layers import IMAGENET_MEAN, IMAGENET_STD, ImageNetVGG16, vgg16_act_scale
 from ..weights import resolve_weight
 
-__all__ = ["VGG16Features", "TAPS", "load_vgg16"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "VGG16Features", "TAPS", "load_vgg16"]
 
 log = logging.getLogger(__name__)
 
 # torchvision ``vgg16().features`` indices of the ReLUs used by the style literature.
 TAPS: dict[str, int] = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_1": 18, "relu4_3": 22}
-_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512]
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _features() -> nn.Sequential:
-    layers: list[nn.Module] = []
-    c = 3
-    for v in _CFG:
-        if v == "M":
-            layers.append(nn.MaxPool2d(2, 2))
-        else:
-            layers += [nn.Conv2d(c, int(v), 3, padding=1), nn.ReLU(inplace=False)]
-            c = int(v)
-    return nn.Sequential(*layers)  # indices 0..22 == torchvision's up to relu4_3
-
-
-class VGG16Features(nn.Module):
+class VGG16Features(ImageNetVGG16):
     """VGG16 ``features`` up to relu4_3 returning the requested taps.
 
     Input: RGB in [0, 1] (normalised inside with ImageNet mean/std). Returned activations are
@@ -44,30 +29,17 @@ class VGG16Features(nn.Module):
     """
 
     def __init__(self, taps: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3"), act_scale: float = 1.0) -> None:
-        super().__init__()
         unknown = set(taps) - set(TAPS)
         if unknown:
             raise ValueError(f"unknown VGG taps {sorted(unknown)}; known: {sorted(TAPS)}")
-        self.features = _features()
+        super().__init__(22, act_scale)  # indices 0..22 == torchvision's up to relu4_3
         self.taps = tuple(sorted(taps, key=TAPS.__getitem__))
         self.last = max(TAPS[t] for t in self.taps)
-        self.act_scale = float(act_scale)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         for p in self.parameters():
             p.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        want = {TAPS[t]: t for t in self.taps}
-        out: dict[str, torch.Tensor] = {}
-        h = (x - self.mean) / self.std
-        for i, layer in enumerate(self.features):
-            h = layer(h)
-            if i in want:
-                out[want[i]] = h / self.act_scale if self.act_scale != 1.0 else h
-            if i >= self.last:
-                break
-        return out
+        return self.activations(x, {TAPS[t]: t for t in self.taps}, stop=self.last)
 
 
 def load_vgg16(path: str | Path | None = None, taps: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")) -> VGG16Features:
@@ -87,8 +59,6 @@ def load_vgg16(path: str | Path | None = None, taps: tuple[str, ...] = ("relu1_2
     if missing:
         raise ValueError(f"{file}: not a VGG16 state dict (missing {missing[:3]}...)")
     net.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
-    # Caffe-converted weights fold the 255 input scale into conv1_1 (|w| ~ 10 vs ~0.2).
-    w0 = sd["features.0.weight"].abs().mean().item()
-    net.act_scale = 255.0 if w0 > 2.0 else 1.0
+    net.act_scale = vgg16_act_scale(sd)
     log.info("VGG16 loss network from %s (activation scale %g)", file, net.act_scale)
     return net.eval()

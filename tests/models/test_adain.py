@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -20,28 +21,15 @@ from rtstyle.models.adain import (
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 
 
-def _rgb(path: Path, size: tuple[int, int]) -> np.ndarray:
-    import cv2
-
-    img = cv2.imread(str(path))
-    if img is None:
-        pytest.skip(f"cannot read {path}")
-    return np.ascontiguousarray(cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), size, interpolation=cv2.INTER_AREA))
-
-
-def _t(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
-
-
 def _chroma(x: torch.Tensor) -> torch.Tensor:
     """RGB minus luma per channel: a linear function of (Cb, Cr) only."""
     return x - (x * _LUMA).sum(1, keepdim=True)
 
 
 @pytest.fixture(scope="module")
-def styles(shared: Path) -> dict[str, np.ndarray]:
+def styles(shared: Path, read_rgb: Callable[..., np.ndarray]) -> dict[str, np.ndarray]:
     root = shared / "media" / "styles"
-    return {n: _rgb(root / f"{n}.jpg", (192, 160)) for n in ("starry_night", "the_scream", "mondrian")}
+    return {n: read_rgb(root / f"{n}.jpg", (192, 160)) for n in ("starry_night", "the_scream", "mondrian")}
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +44,8 @@ def model(lst: dict[str, Path]) -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def content(content_photo: np.ndarray) -> torch.Tensor:
-    return _t(content_photo)  # 160x120, multiples of 4
+def content(content_photo: np.ndarray, rgb_tensor: Callable[..., torch.Tensor]) -> torch.Tensor:
+    return rgb_tensor(content_photo)  # 160x120, multiples of 4
 
 
 def test_registered_with_its_contract() -> None:
@@ -67,8 +55,9 @@ def test_registered_with_its_contract() -> None:
 
 
 def test_adain_op_gives_style_statistics(model: torch.nn.Module, content: torch.Tensor,
-                                         styles: dict[str, np.ndarray]) -> None:
-    mean, std, alpha = model.encode_style(_t(styles["starry_night"]))
+                                         styles: dict[str, np.ndarray],
+                                         rgb_tensor: Callable[..., torch.Tensor]) -> None:
+    mean, std, alpha = model.encode_style(rgb_tensor(styles["starry_night"]))
     assert mean.shape == std.shape == (1, 256, 1, 1) and alpha.shape == (1,)
     with torch.no_grad():
         f = model.encoder(content)
@@ -82,37 +71,41 @@ def test_adain_op_gives_style_statistics(model: torch.nn.Module, content: torch.
 
 
 def test_alpha_zero_is_the_reconstruction(model: torch.nn.Module, content: torch.Tensor,
-                                          styles: dict[str, np.ndarray]) -> None:
+                                          styles: dict[str, np.ndarray],
+                                          rgb_tensor: Callable[..., torch.Tensor]) -> None:
     zero = model.with_controls(alpha=0.0)
     with torch.no_grad():
-        y = zero(content, *zero.encode_style(_t(styles["the_scream"])))
+        y = zero(content, *zero.encode_style(rgb_tensor(styles["the_scream"])))
         rec = model.decoder(model.encoder(content))
         half = model.with_controls(alpha=0.5)
-        y_half = half(content, *half.encode_style(_t(styles["the_scream"])))
+        y_half = half(content, *half.encode_style(rgb_tensor(styles["the_scream"])))
     torch.testing.assert_close(y, rec, atol=1e-5, rtol=1e-5)
     assert (y_half - rec).abs().mean() > 0.01
     with pytest.raises(ValueError, match="alpha"):
         AdaINControls(alpha=1.5)
 
 
-def test_interpolation_weights(model: torch.nn.Module, content: torch.Tensor, styles: dict[str, np.ndarray]) -> None:
+def test_interpolation_weights(model: torch.nn.Module, content: torch.Tensor, styles: dict[str, np.ndarray],
+                               rgb_tensor: Callable[..., torch.Tensor]) -> None:
     a, b = styles["starry_night"], styles["the_scream"]
     for bad in ([1.0], [1.0, -0.5], [0.0, 0.0], [1.0, float("nan")]):
         with pytest.raises(ValueError):
             model.encode_styles([a, b], bad)
     assert validate_weights([3, 1], 2) == [0.75, 0.25]
     only_a = model.encode_styles([a, b], [1.0, 0.0])
-    alone = model.encode_style(_t(a))
+    alone = model.encode_style(rgb_tensor(a))
     for x, y in zip(only_a, alone):
         torch.testing.assert_close(x, y)
     with torch.no_grad():
         torch.testing.assert_close(model(content, *only_a), model(content, *alone))
     mid = model.encode_styles([a, b], [1.0, 1.0])
-    torch.testing.assert_close(mid[0], (alone[0] + model.encode_style(_t(b))[0]) / 2)
+    torch.testing.assert_close(mid[0], (alone[0] + model.encode_style(rgb_tensor(b))[0]) / 2)
 
 
 def test_mask_puts_each_style_in_its_region(lst: dict[str, Path], content: torch.Tensor,
-                                            styles: dict[str, np.ndarray]) -> None:
+                                            styles: dict[str, np.ndarray],
+                                            rgb_tensor: Callable[..., torch.Tensor],
+                                            stats_dist: Callable[..., float]) -> None:
     a, b = styles["starry_night"], styles["the_scream"]
     labels = np.zeros((120, 160), np.int64)
     labels[:, 80:] = 1
@@ -120,25 +113,21 @@ def test_mask_puts_each_style_in_its_region(lst: dict[str, Path], content: torch
     plain = create_model("adain.r31", **lst)
     with torch.no_grad():
         y = two(content, *two.encode_styles([a, b]))
-        ya = plain(content, *plain.encode_style(_t(a)))
-        yb = plain(content, *plain.encode_style(_t(b)))
+        ya = plain(content, *plain.encode_style(rgb_tensor(a)))
+        yb = plain(content, *plain.encode_style(rgb_tensor(b)))
     left, right = (..., slice(0, 64)), (..., slice(96, 160))
 
-    def dist(p: torch.Tensor, q: torch.Tensor, region: tuple) -> float:
-        return float((p[region].mean((2, 3)) - q[region].mean((2, 3))).norm()
-                     + (p[region].std((2, 3)) - q[region].std((2, 3))).norm())
-
-    assert dist(y, ya, left) < 0.5 * dist(y, yb, left)
-    assert dist(y, yb, right) < 0.5 * dist(y, ya, right)
+    assert stats_dist(y, ya, left) < 0.5 * stats_dist(y, yb, left)
+    assert stats_dist(y, yb, right) < 0.5 * stats_dist(y, ya, right)
     # -1 keeps the content: that region stays close to the plain reconstruction.
     keep = labels.copy()
     keep[:, 80:] = -1
     one = create_model("adain.r31", mask=keep, **lst)
     with torch.no_grad():
-        y1 = one(content, *one.encode_style(_t(a)))
+        y1 = one(content, *one.encode_style(rgb_tensor(a)))
         rec = plain.decoder(plain.encoder(content))
     assert (y1[right] - rec[right]).abs().mean() < 0.2 * (ya[right] - rec[right]).abs().mean()
-    assert dist(y1, ya, left) < 0.5 * dist(rec, ya, left)
+    assert stats_dist(y1, ya, left) < 0.5 * stats_dist(rec, ya, left)
     with pytest.raises(ValueError, match="labels"):
         load_mask(labels, 1)
     with pytest.raises(ValueError, match="weights do not apply"):
@@ -157,10 +146,10 @@ def test_mask_from_image_file_and_callable(tmp_path: Path) -> None:
 
 
 def test_luminance_keeps_content_chroma(lst: dict[str, Path], content: torch.Tensor,
-                                        styles: dict[str, np.ndarray]) -> None:
+                                        styles: dict[str, np.ndarray], rgb_tensor: Callable[..., torch.Tensor]) -> None:
     lum = create_model("adain.r31", colour="luminance", **lst)
     plain = create_model("adain.r31", **lst)
-    style = _t(styles["starry_night"])
+    style = rgb_tensor(styles["starry_night"])
     with torch.no_grad():
         y = lum(content, *lum.encode_style(style))
         y_plain = plain(content, *plain.encode_style(style))
@@ -171,8 +160,8 @@ def test_luminance_keeps_content_chroma(lst: dict[str, Path], content: torch.Ten
 
 
 def test_histogram_colour_matching(lst: dict[str, Path], content_photo: np.ndarray,
-                                   styles: dict[str, np.ndarray]) -> None:
-    src, ref = _t(styles["mondrian"]), _t(content_photo)
+                                   styles: dict[str, np.ndarray], rgb_tensor: Callable[..., torch.Tensor]) -> None:
+    src, ref = rgb_tensor(styles["mondrian"]), rgb_tensor(content_photo)
     out = match_colour(src, ref)
     torch.testing.assert_close(out.mean((2, 3)), ref.mean((2, 3)), atol=0.02, rtol=0)
     with pytest.raises(ValueError, match="colour_reference"):
@@ -183,17 +172,13 @@ def test_histogram_colour_matching(lst: dict[str, Path], content_photo: np.ndarr
 
 
 def test_stylizer_with_style_swap_and_blend(lst: dict[str, Path], content_photo: np.ndarray,
-                                            styles: dict[str, np.ndarray]) -> None:
+                                            styles: dict[str, np.ndarray], style_swap_outputs: Callable) -> None:
     from rtstyle.stylizer import Stylizer
 
     model = create_model("adain.r31", alpha=0.9, **lst)
     st = Stylizer(model, style_image=styles["starry_night"], frame_size=(160, 120))
     try:
-        y1 = st.stylize(content_photo)
-        st.set_style(style_image=styles["the_scream"], wait=True)
-        y2 = st.stylize(content_photo)
-        assert y1.shape == y2.shape == content_photo.shape
-        assert np.abs(y1.astype(float) - y2.astype(float)).mean() > 5
+        y1, y2 = style_swap_outputs(st, styles["the_scream"], content_photo)
         blend = model.with_styles([styles["starry_night"], styles["the_scream"]], [1.0, 0.0])
         st.set_style(model=blend, wait=True)
         np.testing.assert_allclose(st.stylize(content_photo), y1, atol=1)
@@ -204,15 +189,15 @@ def test_stylizer_with_style_swap_and_blend(lst: dict[str, Path], content_photo:
 
 
 def test_onnx_matches_eager(lst: dict[str, Path], content: torch.Tensor, styles: dict[str, np.ndarray],
-                            tmp_path: Path) -> None:
+                            tmp_path: Path, rgb_tensor: Callable[..., torch.Tensor]) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     from rtstyle.backends import BackendOptions, create_backend
 
     model = create_model("adain.r31", alpha=0.8, **lst)
-    inputs = model.encode_style(_t(styles["starry_night"]))
+    inputs = model.encode_style(rgb_tensor(styles["starry_night"]))
     runner = create_backend("onnx", BackendOptions(cache_dir=tmp_path)).prepare(model, (content, *inputs))
-    other = model.encode_style(_t(styles["the_scream"]))  # new style: same graph, other inputs
+    other = model.encode_style(rgb_tensor(styles["the_scream"]))  # new style: same graph, other inputs
     for ins in (inputs, other):
         with torch.no_grad():
             ref = model(content, *ins)

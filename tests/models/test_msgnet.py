@@ -287,34 +287,9 @@ def test_exported_graph_takes_the_style_as_input(tmp_path: Path, content_photo: 
         assert psnr(st.stylize(content_photo), ref.stylize(content_photo)) >= 35.0
 
 
-def test_mid_file_style_and_brush_swaps_land_on_exact_frames(tmp_path: Path, content_photo: np.ndarray) -> None:
-    from rtstyle.frame import Frame
-    from rtstyle.io.base import Sink, Source, SourceInfo
+def test_mid_file_style_and_brush_swaps_land_on_exact_frames(tmp_path: Path, content_photo: np.ndarray,
+                                                             list_source: type, collect_sink: type) -> None:
     from rtstyle.pipeline import Pipeline, parse_schedule
-
-    class Frames(Source):
-        def __init__(self, n: int) -> None:
-            self.n, self.i = n, 0
-            self.info = SourceInfo(width=160, height=120, fps=10.0, live=False, frame_count=n)
-
-        def read(self) -> Frame | None:
-            if self.i >= self.n:
-                return None
-            self.i += 1
-            return Frame(content_photo, self.i - 1, pts=(self.i - 1) / 10.0)
-
-        def close(self) -> None:
-            pass
-
-    class Keep(Sink):
-        def __init__(self) -> None:
-            self.frames: list[Frame] = []
-
-        def write(self, frame: Frame) -> None:
-            self.frames.append(frame)
-
-        def close(self) -> None:
-            pass
 
     path = _bank_model(tmp_path)
     name = f"msgnet:{path}"
@@ -322,8 +297,8 @@ def test_mid_file_style_and_brush_swaps_land_on_exact_frames(tmp_path: Path, con
     by_frame = {s.at_frame: s for s in sched}
     assert by_frame[4].style_vector == "beta_style" and by_frame[4].options is None
     assert by_frame[None].options == {"brush": 64} and by_frame[None].at_s == 0.8
-    sink = Keep()
-    Pipeline(Frames(12), Stylizer(name, backend="eager", frame_size=(160, 120)), [sink], schedule=sched).run()
+    sink = collect_sink()
+    Pipeline(list_source([content_photo] * 12, fps=10.0), Stylizer(name, backend="eager", frame_size=(160, 120)), [sink], schedule=sched).run()
     outs = [f.image for f in sink.frames]
     assert [f.index for f in sink.frames] == list(range(12))  # nothing dropped or duplicated
 

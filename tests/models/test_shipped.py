@@ -62,3 +62,38 @@ def test_demo_runs_on_the_embedded_default(tmp_path: Path) -> None:
     assert (tmp_path / "demo.mp4").stat().st_size > 10_000 and (tmp_path / "demo_grid.jpg").exists()
     m = create_model(DEFAULT_MODEL)
     assert m.spec.name == DEFAULT_MODEL
+
+
+def test_shipped_adain_decoder_is_pinned_to_its_encoder_and_stylises(shared: Path, content_photo: np.ndarray,
+                                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cv2
+    import torch
+
+    from rtstyle.models.vgg_adain import EncoderMismatchError
+    from rtstyle.quality import QualityMeter
+
+    monkeypatch.setenv("RTSTYLE_WEIGHTS", str(shared / "weights"))
+    spec = get_spec("adain.vgg16")
+    assert spec.needs_style_image and spec.sha256 and spec.size_multiple == 8
+    assert spec.extra["encoder_sha256"] == sha256_file(shared / "weights" / "vgg16_imagenet_to_relu4_3.pth")
+    assert "starry_night" in spec.extra["held_out_styles"]
+    with resources.as_file(resources.files("rtstyle.weights_data").joinpath(spec.weights)) as p:
+        assert sha256_file(p) == spec.sha256 and Path(p).stat().st_size < 4_000_000
+    # a held-out painting: the output's style statistics move well towards the painting, structure stays
+    style = shared / "media" / "styles" / "starry_night.jpg"
+    out = Stylizer("adain.vgg16", style_image=str(style), frame_size=(160, 120)).stylize(content_photo)
+    meter = QualityMeter()
+    s_img = cv2.cvtColor(cv2.imread(str(style)), cv2.COLOR_BGR2RGB)
+    base = meter.measure(content_photo, content_photo, s_img)["style_meanstd"]
+    styled = meter.measure(out, content_photo, s_img)["style_meanstd"]
+    assert styled < 0.6 * base, (styled, base)
+    e_in = cv2.Laplacian(cv2.cvtColor(content_photo, cv2.COLOR_RGB2GRAY), cv2.CV_32F)
+    e_out = cv2.Laplacian(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), cv2.CV_32F)
+    assert np.corrcoef(np.abs(e_in).ravel(), np.abs(e_out).ravel())[0, 1] > 0.1
+    # another VGG16 file (here: the same weights, one value changed) is refused with a clear message
+    sd = torch.load(shared / "weights" / "vgg16_imagenet_to_relu4_3.pth", weights_only=True)
+    sd["features.0.bias"] = sd["features.0.bias"] + 1e-3
+    other = tmp_path / "vgg16_other.pth"
+    torch.save(sd, other)
+    with pytest.raises(EncoderMismatchError, match="trained against"):
+        create_model("adain.vgg16", encoder_path=other)

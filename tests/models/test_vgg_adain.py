@@ -9,6 +9,7 @@ are relative (nearer one style than the other, equal to a reference run).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -29,19 +30,6 @@ from rtstyle.models.vgg_adain import (
 )
 
 DARK, BRIGHT = "shipwreck_minotaur", "candy"  # mean grey ~75 vs a bright, saturated one ~137
-
-
-def _rgb(path: Path, size: tuple[int, int]) -> np.ndarray:
-    import cv2
-
-    img = cv2.imread(str(path))
-    if img is None:
-        pytest.skip(f"cannot read {path}")
-    return np.ascontiguousarray(cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), size, interpolation=cv2.INTER_AREA))
-
-
-def _t(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
 
 
 def _decoder(seed: int = 0) -> AdaINDecoder:
@@ -75,19 +63,19 @@ def net(spec, vgg16_path: Path, dec_file: Path) -> AdaINNet:
 
 
 @pytest.fixture(scope="module")
-def styles(shared: Path) -> dict[str, np.ndarray]:
+def styles(shared: Path, read_rgb: Callable[..., np.ndarray]) -> dict[str, np.ndarray]:
     root = shared / "media" / "styles"
-    return {n: _rgb(root / f"{n}.jpg", (128, 128)) for n in (DARK, BRIGHT, "starry_night")}
+    return {n: read_rgb(root / f"{n}.jpg", (128, 128)) for n in (DARK, BRIGHT, "starry_night")}
 
 
 @pytest.fixture(scope="module")
-def content(content_photo: np.ndarray) -> torch.Tensor:
-    return _t(content_photo)  # 160x120: multiples of 8
+def content(content_photo: np.ndarray, rgb_tensor: Callable[..., torch.Tensor]) -> torch.Tensor:
+    return rgb_tensor(content_photo)  # 160x120: multiples of 8
 
 
 @pytest.fixture(scope="module")
-def square(shared: Path) -> torch.Tensor:
-    return _t(_rgb(shared / "media" / "photos" / "content" / "palapeli_cincinnati-bridge.jpg", (128, 128)))
+def square(shared: Path, read_rgb: Callable[..., np.ndarray], rgb_tensor: Callable[..., torch.Tensor]) -> torch.Tensor:
+    return rgb_tensor(read_rgb(shared / "media" / "photos" / "content" / "palapeli_cincinnati-bridge.jpg", (128, 128)))
 
 
 # --------------------------------------------------------------------------- encoder
@@ -134,11 +122,12 @@ def test_torchvision_scale_file_and_bad_files(vgg16_path: Path, tmp_path: Path) 
 
 # --------------------------------------------------------------------------- AdaIN itself
 
-def test_features_take_the_style_statistics(net: AdaINNet, content: torch.Tensor, styles: dict[str, np.ndarray]) -> None:
-    mean, std, alpha = net.encode_style(_t(styles["starry_night"]))
+def test_features_take_the_style_statistics(net: AdaINNet, content: torch.Tensor, styles: dict[str, np.ndarray],
+                                            rgb_tensor: Callable[..., torch.Tensor]) -> None:
+    mean, std, alpha = net.encode_style(rgb_tensor(styles["starry_night"]))
     assert mean.shape == std.shape == (1, 512, 1, 1) and alpha.shape == (1,) and float(alpha) == 1.0
     with torch.no_grad():
-        ref_m, ref_s = channel_stats(net.encoder(_t(styles["starry_night"])))
+        ref_m, ref_s = channel_stats(net.encoder(rgb_tensor(styles["starry_night"])))
         f = net.encoder(content)
         out = net.features(content, mean, std, torch.ones(1))
     torch.testing.assert_close(mean, ref_m)
@@ -154,8 +143,9 @@ def test_features_take_the_style_statistics(net: AdaINNet, content: torch.Tensor
 
 
 def test_alpha_zero_is_the_reconstruction_and_alpha_is_monotone(net: AdaINNet, content: torch.Tensor,
-                                                                styles: dict[str, np.ndarray]) -> None:
-    style = _t(styles[BRIGHT])
+                                                                styles: dict[str, np.ndarray],
+                                                                rgb_tensor: Callable[..., torch.Tensor]) -> None:
+    style = rgb_tensor(styles[BRIGHT])
     feats, dists = [], []
     with torch.no_grad():
         f = net.encoder(content)
@@ -246,20 +236,22 @@ def test_encoder_decoder_must_pair(enc: VGG16Encoder, spec) -> None:
 
 # --------------------------------------------------------------------------- controls
 
-def test_mask_puts_each_style_in_its_half(net: AdaINNet, square: torch.Tensor, styles: dict[str, np.ndarray]) -> None:
+def test_mask_puts_each_style_in_its_half(net: AdaINNet, square: torch.Tensor, styles: dict[str, np.ndarray],
+                                          rgb_tensor: Callable[..., torch.Tensor],
+                                          stats_dist: Callable[..., float]) -> None:
     a, b = styles[DARK], styles[BRIGHT]
     labels = np.zeros((128, 128), np.int64)
     labels[:, 64:] = 1  # relu4_1 is 16x16: feature columns 0..7 are style a, 8..15 style b
     two = net.with_controls(mask=labels)
     ins = two.encode_styles([a, b])
     assert ins[0].shape == (2, 512, 1, 1) and ins[3].shape == (1, 3, 128, 128)
-    (ma, sa), (mb, sb) = net.style_stats(_t(a)), net.style_stats(_t(b))
+    (ma, sa), (mb, sb) = net.style_stats(rgb_tensor(a)), net.style_stats(rgb_tensor(b))
     with torch.no_grad():
         feats = two.features(square, *ins)
         f = net.encoder(square)
         y = two(square, *ins)
-        ya = net(square, *net.encode_style(_t(a)))
-        yb = net(square, *net.encode_style(_t(b)))
+        ya = net(square, *net.encode_style(rgb_tensor(a)))
+        yb = net(square, *net.encode_style(rgb_tensor(b)))
     # features: each half carries exactly its own style's statistics
     for cols, (m, s), m_other in ((slice(0, 8), (ma, sa), mb), (slice(8, 16), (mb, sb), ma)):
         hm, hs = channel_stats(feats[..., cols])
@@ -272,19 +264,15 @@ def test_mask_puts_each_style_in_its_half(net: AdaINNet, square: torch.Tensor, s
     # output: each half's colour statistics are much nearer its style's plain output than the other's
     left, right = (..., slice(0, 48)), (..., slice(80, 128))
 
-    def dist(p: torch.Tensor, q: torch.Tensor, region: tuple) -> float:
-        return float((p[region].mean((2, 3)) - q[region].mean((2, 3))).norm()
-                     + (p[region].std((2, 3)) - q[region].std((2, 3))).norm())
-
-    assert dist(y, ya, left) < 0.5 * dist(y, yb, left)
-    assert dist(y, yb, right) < 0.5 * dist(y, ya, right)
+    assert stats_dist(y, ya, left) < 0.5 * stats_dist(y, yb, left)
+    assert stats_dist(y, yb, right) < 0.5 * stats_dist(y, ya, right)
 
     # label -1 keeps the content: those features are the encoder's, and away from the boundary
     # (farther than the decoder's receptive field) the output is the reconstruction itself
     keep = labels.copy()
     keep[:, 64:] = -1
     one = net.with_controls(mask=keep)
-    ins1 = one.encode_style(_t(a))
+    ins1 = one.encode_style(rgb_tensor(a))
     with torch.no_grad():
         f = net.encoder(square)
         f1 = one.features(square, *ins1)
@@ -293,7 +281,7 @@ def test_mask_puts_each_style_in_its_half(net: AdaINNet, square: torch.Tensor, s
     torch.testing.assert_close(f1[..., 8:], f[..., 8:], rtol=0, atol=0)
     torch.testing.assert_close(y1[..., 104:], rec[..., 104:], rtol=1e-5, atol=1e-5)
     assert (y1[left] - rec[left]).abs().mean() > 0.5 * (ya[left] - rec[left]).abs().mean() > 0.002
-    assert dist(y1, ya, left) < 0.5 * dist(rec, ya, left)
+    assert stats_dist(y1, ya, left) < 0.5 * stats_dist(rec, ya, left)
     with pytest.raises(ValueError, match="weights do not apply"):
         two.encode_styles([a, b], [0.5, 0.5])
     assert one.encode_styles([a, b, a])[0].shape == (3, 512, 1, 1)  # labels 0 and -1: fine with 3 styles
@@ -301,7 +289,8 @@ def test_mask_puts_each_style_in_its_half(net: AdaINNet, square: torch.Tensor, s
         two.encode_styles([a])  # label 1 with one style
 
 
-def test_interpolation_weights_are_validated(net: AdaINNet, content: torch.Tensor, styles: dict[str, np.ndarray]) -> None:
+def test_interpolation_weights_are_validated(net: AdaINNet, content: torch.Tensor, styles: dict[str, np.ndarray],
+                                             rgb_tensor: Callable[..., torch.Tensor]) -> None:
     a, b = styles[DARK], styles[BRIGHT]
     for bad in ([1.0, -0.5], [1.0], [1.0, 0.5, 0.5], [0.0, 0.0], [1.0, float("nan")]):
         with pytest.raises(ValueError):
@@ -312,28 +301,27 @@ def test_interpolation_weights_are_validated(net: AdaINNet, content: torch.Tenso
         validate_weights([], 0)
     assert validate_weights([1, 3], 2) == [0.25, 0.75]
     only_b = net.encode_styles([a, b], [0.0, 2.0])
-    alone = net.encode_style(_t(b))
+    alone = net.encode_style(rgb_tensor(b))
     for x, y in zip(only_b, alone):
         torch.testing.assert_close(x, y)
     mid = net.encode_styles([a, b], [1.0, 1.0])
-    (ma, sa), (mb, sb) = net.style_stats(_t(a)), net.style_stats(_t(b))
+    (ma, sa), (mb, sb) = net.style_stats(rgb_tensor(a)), net.style_stats(rgb_tensor(b))
     torch.testing.assert_close(mid[0], (ma + mb) / 2)
     torch.testing.assert_close(mid[1], (sa + sb) / 2)
     blend = net.with_styles([a, b], [1.0, 0.0])
     assert blend.spec.styles == ("style0", "style1") and not blend.spec.needs_style_image
     with torch.no_grad():
         torch.testing.assert_close(blend(content, *blend.encode_style_vector([1.0, 0.0])),
-                                   net(content, *net.encode_style(_t(a))))
+                                   net(content, *net.encode_style(rgb_tensor(a))))
 
 
 # --------------------------------------------------------------------------- Stylizer and Pipeline
 
 def test_scheduled_style_swap_in_a_pipeline(net: AdaINNet, content_photo: np.ndarray,
-                                            styles: dict[str, np.ndarray], tmp_path: Path) -> None:
+                                            styles: dict[str, np.ndarray], tmp_path: Path,
+                                            list_source: type, collect_sink: type) -> None:
     import cv2
 
-    from rtstyle.frame import Frame
-    from rtstyle.io.base import Sink, Source, SourceInfo
     from rtstyle.pipeline import Pipeline, ScheduledSwap
     from rtstyle.stylizer import Stylizer
 
@@ -343,37 +331,12 @@ def test_scheduled_style_swap_in_a_pipeline(net: AdaINNet, content_photo: np.nda
         cv2.imwrite(str(paths[n]), cv2.cvtColor(styles[n], cv2.COLOR_RGB2BGR))
     imgs = [np.ascontiguousarray(np.roll(content_photo, 4 * i, axis=1)) for i in range(10)]
 
-    class ListSource(Source):
-        def __init__(self) -> None:
-            self.i = 0
-            self.info = SourceInfo(width=160, height=120, fps=25.0, live=False, frame_count=len(imgs))
-
-        def read(self) -> Frame | None:
-            if self.i >= len(imgs):
-                return None
-            f = Frame(imgs[self.i], self.i, pts=self.i / 25.0)
-            self.i += 1
-            return f
-
-        def close(self) -> None:
-            pass
-
-    class Collect(Sink):
-        def __init__(self) -> None:
-            self.frames: list[Frame] = []
-
-        def write(self, frame: Frame) -> None:
-            self.frames.append(frame)
-
-        def close(self) -> None:
-            pass
-
     swap_at = 4
-    sink = Collect()
+    sink = collect_sink()
     st = Stylizer(net, style_image=str(paths[DARK]), frame_size=(160, 120))
     refs = {n: Stylizer(net, style_image=str(paths[n]), frame_size=(160, 120)) for n in (DARK, BRIGHT)}
     try:
-        pipe = Pipeline(ListSource(), st, [sink], queue_size=2,
+        pipe = Pipeline(list_source(imgs, fps=25.0), st, [sink], queue_size=2,
                         schedule=[ScheduledSwap(net, at_frame=swap_at, style_image=str(paths[BRIGHT]))])
         stats = pipe.run()
         assert stats.frames_in == stats.frames_out == len(imgs) and stats.frames_dropped == 0
