@@ -349,8 +349,8 @@ def cmd_grid(args: argparse.Namespace) -> int:
         if not Path(p).is_file():
             raise CLIError(f"style image not found: {p}")
     for m in args.model or [DEFAULT_MODEL]:
-        label = Path(m).stem if Path(m).is_file() else m
         st = Stylizer(m, backend=args.backend, device=args.device, style_image=args.style[0] if args.style else None)
+        label = Path(m).stem if Path(m).is_file() else (st.spec.name if ":" in m else m)
         frame = inputs[0]
         st.set_frame_size(frame.shape[1], frame.shape[0])
         if args.style and len(args.style) > 1:  # one row per style image

@@ -1,6 +1,7 @@
 """Pipeline semantics: file mode loses nothing, live mode keeps latency bounded, swaps land on frames."""
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -15,8 +16,9 @@ from rtstyle.stylizer import Stylizer
 
 
 class ListSource(Source):
-    def __init__(self, images: list[np.ndarray], fps: float = 25.0, live: bool = False, delay: float = 0.0) -> None:
-        self.images, self.i, self.delay = images, 0, delay
+    def __init__(self, images: list[np.ndarray], fps: float = 25.0, live: bool = False, delay: float = 0.0,
+                 gate: tuple[int, "threading.Event"] | None = None) -> None:
+        self.images, self.i, self.delay, self.gate = images, 0, delay, gate
         h, w = images[0].shape[:2]
         self.info = SourceInfo(width=w, height=h, fps=fps, live=live, frame_count=len(images))
         self.closed = 0
@@ -26,6 +28,8 @@ class ListSource(Source):
             return None
         if self.delay:
             time.sleep(self.delay)
+        if self.gate is not None and self.i == self.gate[0]:
+            self.gate[1].wait(60)  # hold this frame back until the test releases it
         f = Frame(self.images[self.i], self.i, pts=self.i / self.info.fps)
         self.i += 1
         return f
@@ -152,10 +156,12 @@ def test_hot_swap_from_another_thread_changes_output_without_loss(tiny_johnson: 
     imgs = [content_photo] * 40
     sink = Collect(delay=0.005)
     st = Stylizer(str(tiny_johnson))
-    pipe = Pipeline(ListSource(imgs, delay=0.01), st, [sink], queue_size=2)
+    release = threading.Event()  # frames from #20 on wait until the swap is ready, however slow the machine
+    pipe = Pipeline(ListSource(imgs, delay=0.01, gate=(20, release)), st, [sink], queue_size=2)
     pipe.start()
     time.sleep(0.1)
     pipe.swap(str(engstrom_udnie)).result(timeout=60)
+    release.set()
     pipe.wait(60)
     pipe.sinks[0].close()
     assert [f.index for f in sink.frames] == list(range(40))
