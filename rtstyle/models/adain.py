@@ -552,27 +552,7 @@ def build_adain(
 
 
 @register_model(_SPEC)
-def _adain_r31(
-    spec: ModelSpec,
-    *,
-    controls: AdaINControls | None = None,
-    alpha: float | None = None,
-    colour: str | None = None,
-    mask: MaskLike | None = None,
-    colour_reference: ImageLike | None = None,
-    max_style_side: int | None = 512,
-    encoder_path: str | Path | None = None,
-    decoder_path: str | Path | None = None,
-    **unknown: Any,
-) -> nn.Module:
-    """Build ``adain.r31``; explicit control kwargs override the fields of ``controls``."""
-    if unknown:
-        raise TypeError(f"adain.r31: unknown options {sorted(unknown)}; known: controls, alpha, colour, mask, "
-                        "colour_reference, max_style_side, encoder_path, decoder_path")
-    given = {k: v for k, v in dict(alpha=alpha, colour=colour, mask=mask, colour_reference=colour_reference).items()
-             if v is not None}
-    ctl = replace(controls or AdaINControls(), **given)
-    net = AdaINNet(load_encoder(31, encoder_path), load_decoder(31, decoder_path), ctl, max_style_side)
-    extra = dict(spec.extra, alpha=ctl.alpha, colour=ctl.colour, mask=ctl.mask is not None)
-    net.spec = replace(spec, extra=extra)  # type: ignore[attr-defined]
-    return net
+def _adain_r31(spec: ModelSpec, *, encoder_path: str | Path | None = None, decoder_path: str | Path | None = None,
+               **controls: Any) -> nn.Module:
+    """Build ``adain.r31`` from the resolved relu3_1 pair; ``controls`` as :func:`build_adain`."""
+    return build_adain(spec, load_encoder(31, encoder_path), load_decoder(31, decoder_path), **controls)
