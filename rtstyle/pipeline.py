@@ -14,12 +14,13 @@ Two semantics, chosen from the source:
 """
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,11 @@ class _Latest(LatestFrameSlot):
         except TimeoutError:
             raise queue.Empty from None
         return _END if frame is None else frame
+
+    def has_newer(self) -> bool:
+        """Whether a newer frame is waiting (the caller then drops the one it holds and takes it)."""
+        with self._cond:
+            return self._frame is not None
 
     def discard(self) -> int:
         """Drop an unread frame; returns how many (0 or 1)."""
@@ -165,6 +171,13 @@ class Pipeline:
         styles: the cycle used by next/previous-style hotkeys and the control endpoint.
         max_frames: stop after this many frames read.
         on_frame: called in the writer thread with every output frame (progress bars, tests).
+        swap_hold: live mode on the CPU: while a requested style change is being prepared, the
+            stylize stage waits for it up to this many seconds instead of stylising frames with the
+            old style. On a 2-core CPU the preparation (a VGG pass over the new style image) and the
+            hot path share the cores; holding lets the new style arrive sooner (MetaNet: ~2x less
+            switch latency) at the cost of a short freeze, counted as dropped frames. ``None``: 0.3 s
+            on the CPU, 0 on CUDA (the GPU stream runs beside the CPU-side preparation). File mode
+            never holds or drops.
 
     Use ``run()`` (blocking; Ctrl-C stops cleanly and finalises the sinks) or ``start()`` /
     ``stop()`` / ``wait()``.
@@ -182,8 +195,14 @@ class Pipeline:
         styles: Sequence[str] = (),
         max_frames: int | None = None,
         on_frame: Callable[[Frame], None] | None = None,
+        swap_hold: float | None = None,
     ) -> None:
         self.source = source
+        if swap_hold is None:
+            swap_hold = 0.0 if stylizer.device.type == "cuda" else 0.3
+        if swap_hold < 0:
+            raise ValueError(f"swap_hold must be >= 0 seconds, got {swap_hold}")
+        self.swap_hold = float(swap_hold)
         self.stylizer = stylizer
         self.sinks: list[Sink] = [sinks] if isinstance(sinks, Sink) else list(sinks)
         self.live = bool(source.info.live if live is None else live)
@@ -331,9 +350,27 @@ class Pipeline:
         if self.paused.is_set() and self.live:
             self.stats.drop()
             return None
+        if self.live and self.swap_hold > 0 and self._hold_for_swap():
+            # the frame waited while the new style was prepared: a fresher one may have arrived
+            if self._q_in.has_newer():
+                self.stats.drop()
+                return None
         if self._pending:
             self._apply_schedule(item)
         return item
+
+    def _hold_for_swap(self) -> bool:
+        """Live: wait (at most ``swap_hold`` from the request) for a style change being prepared.
+        Returns whether it waited."""
+        pending = self.stylizer.pending_swap()
+        if pending is None:
+            return False
+        fut, since = pending
+        left = self.swap_hold - (time.perf_counter() - since)
+        if left <= 0:
+            return False
+        wait([fut], timeout=left)
+        return True
 
     def _emit(self, out: Frame) -> bool:
         st = self.stats
@@ -421,6 +458,13 @@ class Pipeline:
     def start(self) -> "Pipeline":
         if self._threads:
             raise RuntimeError("pipeline already started")
+        if self.live:
+            # Everything alive now (models, backends, the first style) lives for the whole run: move
+            # it out of the cyclic GC's reach, so that a full collection (triggered by the objects a
+            # style change creates) does not walk it. Measured: a 65-170 ms pause on every ~5th
+            # MetaNet style change without this, none with it.
+            gc.collect()
+            gc.freeze()
         # Scheduled styles are prepared off the hot path, ahead of time.
         self._pending = [(sw, self.stylizer.prefetch(sw.model, style_image=sw.style_image,
                                                      style_vector=sw.style_vector, options=sw.options))

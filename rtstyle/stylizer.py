@@ -134,6 +134,7 @@ class Stylizer:
             raise ValueError("device 'cuda' requested but no CUDA GPU is available")
         from .backends import resolve_backend
 
+        self.backend_requested = backend
         backend = resolve_backend(backend, device)
         self.backend_name = backend
         self.device = torch.device(device)
@@ -148,6 +149,7 @@ class Stylizer:
         # models that run only on some backends (a foreign ONNX file) get their preferred one
         self._backends = {backend: self.backend}
         self._frame_size = frame_size
+        self._swap: tuple[Future[StyleState], float] | None = None
         self.temporal = temporal
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], StyleState] = {}
@@ -264,6 +266,9 @@ class Stylizer:
         example = example + (spec.input_range[0] + spec.input_range[1]) / 2
         ok = getattr(run_module, "supported_backends", None)
         bname = self.backend_name if ok is None or self.backend_name in ok else run_module.preferred_backend
+        cpu_auto = getattr(run_module, "auto_backend", None)  # what ``auto`` means for this net on the CPU
+        if cpu_auto and self.backend_requested == "auto" and self.device.type == "cpu":
+            bname = cpu_auto
         if bname not in self._backends:
             log.info("%s runs on %s, not %s", spec.name, bname, self.backend_name)
             self._backends[bname] = create_backend(bname, self.options)
@@ -325,9 +330,15 @@ class Stylizer:
             return st
 
         fut = self._executor.submit(job)
+        self._swap = (fut, time.perf_counter())
         if wait:
             fut.result()
         return fut
+
+    def pending_swap(self) -> tuple["Future[StyleState]", float] | None:
+        """The latest :meth:`set_style` request still being prepared, with its ``perf_counter`` time."""
+        sw = self._swap
+        return sw if sw is not None and not sw[0].done() else None
 
     def prefetch(self, model: ModelLike, *, style_image: np.ndarray | str | Path | None = None,
                  style_vector: Any = None, options: dict[str, Any] | None = None) -> "Future[StyleState]":

@@ -168,3 +168,39 @@ def test_hot_swap_from_another_thread_changes_output_without_loss(tiny_johnson: 
     styles = [f.meta["style"] for f in sink.frames]
     k = styles.index(next(s for s in styles if s != styles[0]))
     assert 0 < k < 40 and all(s == styles[k] for s in styles[k:]), "swap must land on one frame boundary"
+
+
+@pytest.mark.parametrize("hold", [0.0, 0.6])
+def test_live_swap_hold_pauses_old_style_while_new_one_prepares(hold: float, tiny_johnson: Path, engstrom_udnie: Path,
+                                                                 content_photo: np.ndarray) -> None:
+    imgs = _frames(content_photo, 400)
+    st = Stylizer(str(tiny_johnson))
+    slow = 0.3  # the new style takes this long to prepare
+    real_prepare = st.prepare
+
+    def slow_prepare(*a, **k):  # noqa: ANN002, ANN003
+        time.sleep(slow)
+        return real_prepare(*a, **k)
+
+    seen: list[tuple[float, str]] = []
+    pipe = Pipeline(ListSource(imgs, live=True, delay=0.004), st, [NullSink(lossless=False)], swap_hold=hold,
+                    on_frame=lambda f: seen.append((time.perf_counter(), f.meta.get("style", ""))))
+    pipe.start()
+    try:
+        time.sleep(0.3)
+        st.prepare = slow_prepare  # type: ignore[method-assign]
+        t0 = time.perf_counter()
+        state = pipe.swap(str(engstrom_udnie)).result(timeout=30)
+        time.sleep(0.2)
+    finally:
+        pipe.stop()
+        pipe.wait(30)
+    old = [t for t, name in seen if t0 + 0.05 < t < t0 + slow - 0.02 and name != state.name]
+    if hold:
+        assert len(old) == 0, f"{len(old)} frames of the old style went out while the new one was prepared"
+        assert pipe.stats.frames_dropped > 0  # held frames are stale: dropped, not queued
+    else:
+        assert len(old) >= 3  # without a hold the old style keeps running
+    assert any(name == state.name for _, name in seen)
+    with pytest.raises(ValueError, match="swap_hold"):
+        Pipeline(ListSource(imgs[:2], live=True), st, [], swap_hold=-1)

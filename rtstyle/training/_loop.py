@@ -136,6 +136,23 @@ class LoopSettings(Protocol):
     preview_every: int
 
 
+def _stop_on_sigterm() -> Callable[[], None]:
+    """SIGTERM (``kill``, ``docker stop``, a scheduler's time limit) -> ``KeyboardInterrupt`` in the
+    main thread, so the checkpoint is saved as on Ctrl-C. (A job started in the background by a
+    non-interactive shell ignores SIGINT, so SIGTERM is the way to stop it.) Returns the undo."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, old)
+
+
 def run_steps(
     cfg: LoopSettings,
     step_fn: Callable[[int], Mapping[str, float] | None],
@@ -169,6 +186,7 @@ def run_steps(
 
     step = start
     bar = tqdm(total=cfg.steps, initial=step, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
+    restore = _stop_on_sigterm()
     try:
         while step < cfg.steps:
             values = step_fn(step)
@@ -189,6 +207,8 @@ def run_steps(
         bar.close()
         logger.warning("interrupted at step %d; checkpoint saved to %s (run again to resume)", step, ck.path)
         raise
+    finally:
+        restore()
     bar.close()
     save(step)
     preview(step)

@@ -40,3 +40,17 @@ def test_refit_and_bad_precision(frames, reference, psnr_db, tnet_factory) -> No
         create_backend("eager", BackendOptions(precision="int8")).prepare(a, (frames[0],))
     with pytest.raises(ValueError, match="CUDA"):
         create_backend("eager", BackendOptions(precision="fp16")).prepare(a, (frames[0],))
+
+
+def test_cpu_runner_shares_an_eval_module_and_refit_copies_first(frames, reference, psnr_db, tnet_factory) -> None:
+    a, b = tnet_factory(seed=1), tnet_factory(seed=2)
+    before = {k: v.clone() for k, v in a.state_dict().items()}
+    runner = create_backend("eager").prepare(a, (frames[0],))
+    assert runner.model is a and runner.shared  # nothing to change on the CPU: no copy per style change
+    assert runner.refit(b)
+    assert runner.model is not a and not runner.shared
+    assert all(torch.equal(a.state_dict()[k], v) for k, v in before.items()), "refit wrote into the caller's module"
+    assert psnr_db(runner(frames[0]), reference(b, frames[0])) >= 60
+    trainee = tnet_factory(seed=3).train()  # a module in training mode is copied, not switched to eval
+    create_backend("eager").prepare(trainee, (frames[0],))
+    assert trainee.training
