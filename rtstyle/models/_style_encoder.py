@@ -48,6 +48,28 @@ class StyleEncoder:
         self._lock = threading.Lock()
         self.used = "eager" if runtime == "eager" else "pending"
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> "StyleEncoder":
+        # A copied model (backends copy models they modify) gets its own encoder, compiled on first
+        # use. The module may be the one being copied (the encoder is cached in its __dict__): take
+        # its copy from ``memo`` without touching it.
+        import copy
+
+        new = StyleEncoder.__new__(StyleEncoder)
+        memo[id(self)] = new
+        state = self.__getstate__()
+        state["module"] = copy.deepcopy(self.module, memo)
+        new.__setstate__(state)
+        return new
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__, _compiled=None, _request=None, _tried=self.runtime == "eager")
+        state.pop("_lock")
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _device(self) -> torch.device:
         p = next(self.module.parameters(), None)
         return p.device if p is not None else torch.device("cpu")

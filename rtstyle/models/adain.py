@@ -46,6 +46,7 @@ from torch import nn
 
 from ._registry import register_model
 from ._spec import ModelSpec
+from ._style_encoder import style_encoder_for
 from .lst import LSTDecoder, LSTEncoder, cap_style_image, load_decoder, load_encoder, r31_spec
 
 __all__ = [
@@ -325,6 +326,7 @@ class AdaINNet(nn.Module):
         self.decoder = decoder
         self.controls = controls or AdaINControls()
         self.max_style_side = max_style_side
+        self.encoder_runtime = "auto"  # style images: "auto" (OpenVINO on CPU if installed) | "eager"
         # Graph-shaping settings live in a buffer so that they enter the engine cache key (weights
         # hash); alpha and the statistics are inputs and need no re-export.
         self.register_buffer("graph_flags", torch.tensor([float(self.controls.colour == "luminance")]))
@@ -389,7 +391,11 @@ class AdaINNet(nn.Module):
     def style_stats(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One style image ``(1, 3, H, W)`` in [0, 1] -> its encoder-layer ``(mean, std)``,
         ``(1, C, 1, 1)`` each (after the colour matching of ``colour="histogram"``)."""
-        return channel_stats(self.encoder(self._prepare_style(style)))
+        # the frozen encoder on OpenVINO when installed (CPU): ~2x faster style changes; cached on the
+        # encoder module, which every style state of this model shares
+        enc = style_encoder_for(self.encoder, "_rtstyle_style_encoder", lambda: self.encoder, self.encoder_runtime,
+                                f"{type(self.encoder).__name__} style encoder")
+        return channel_stats(enc(self._prepare_style(style)))
 
     def _inputs(self, means: torch.Tensor, stds: torch.Tensor, n_styles: int) -> tuple[torch.Tensor, ...]:
         alpha = torch.tensor([self.alpha], dtype=means.dtype)

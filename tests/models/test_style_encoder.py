@@ -44,3 +44,17 @@ def test_eager_runtime_and_input_checks() -> None:
         enc(torch.rand(2, 3, 32, 32))
     with pytest.raises(ValueError, match="runtime"):
         StyleEncoder(m, "tensorrt")
+
+
+def test_copies_and_pickles_without_the_compiled_model() -> None:
+    import copy
+    import pickle
+
+    pytest.importorskip("openvino")
+    m = _Stats().eval()
+    enc = StyleEncoder(m, "auto")
+    x = torch.rand(1, 3, 32, 40)
+    ref = enc(x)
+    for other in (copy.deepcopy(enc), pickle.loads(pickle.dumps(enc))):
+        assert other.module is not m and other._compiled is None
+        torch.testing.assert_close(other(x), ref, rtol=1e-4, atol=1e-5)
