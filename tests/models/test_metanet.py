@@ -289,3 +289,16 @@ def test_generated_net_runs_on_onnx(vgg: torch.nn.Module, style_pair, tmp_path: 
     ref = Stylizer(meta, backend="eager", style_image=style_pair[1], frame_size=(160, 120)).stylize(content_photo)
     out = Stylizer(meta, backend="onnx", style_image=style_pair[1], frame_size=(160, 120), options=opts).stylize(content_photo)
     assert psnr(out, ref) >= 40.0
+
+
+def test_auto_backend_runs_generated_nets_eager_on_cpu(vgg: torch.nn.Module, style_pair, content_photo: np.ndarray) -> None:
+    """``auto`` would mean OpenVINO (an export + compile per style change): generated nets say eager."""
+    from rtstyle.backends.eager import EagerRunner
+
+    meta = _tiny(vgg, style_pair)
+    meta.spec = metanet_spec("metanet.auto_probe", meta.arch, licence="test")
+    st = Stylizer(meta, backend="auto", style_image=style_pair[0], frame_size=(160, 120))
+    assert isinstance(st.state.runner, EagerRunner)
+    assert st.state.runner.model is not None and st.state.runner.shared  # the generated net itself, not a copy
+    ref = Stylizer(meta, backend="eager", style_image=style_pair[0], frame_size=(160, 120)).stylize(content_photo)
+    np.testing.assert_array_equal(st.stylize(content_photo), ref)
