@@ -48,9 +48,10 @@ def backward_warp(image: np.ndarray, flow: np.ndarray, *, interpolation: str = "
 
     _check_flow(flow, image.shape)
     mx, my = sample_grid(flow)
-    interp = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "nearest": cv2.INTER_NEAREST}.get(interpolation)
+    interp = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4,
+              "nearest": cv2.INTER_NEAREST}.get(interpolation)
     if interp is None:
-        raise ValueError(f"interpolation must be 'linear', 'cubic' or 'nearest', got {interpolation!r}")
+        raise ValueError(f"interpolation must be 'linear', 'cubic', 'lanczos' or 'nearest', got {interpolation!r}")
     src = np.ascontiguousarray(image)
     out = cv2.remap(src, mx, my, interp, borderMode=cv2.BORDER_REPLICATE)
     return out.reshape(image.shape)
