@@ -164,6 +164,7 @@ class OnnxRuntimeBackend(Backend):
         super().__init__(options)
         self.check_available()
         self._foreign_sessions: dict[tuple[str, str | None, str], Any] = {}  # see _prepare_foreign
+        self._sessions: dict[tuple[str, str], Any] = {}  # see _shared_session
 
     def check_available(self) -> None:
         """Raise :class:`BackendUnavailableError` if onnx/onnxscript/onnxruntime are missing."""
@@ -220,6 +221,15 @@ class OnnxRuntimeBackend(Backend):
         so.log_severity_level = 3  # errors only: no "unused initializer" chatter
         return ort.InferenceSession(str(path), so, providers=providers)
 
+    def _shared_session(self, path: Path, providers: list[Any]) -> Any:
+        """One session per model file and providers: a style change that keeps the network (its
+        style is an input) costs a warm-up run, not a session build. ``run`` is thread-safe."""
+        key = (str(path), repr(providers))
+        sess = self._sessions.get(key)
+        if sess is None:
+            sess = self._sessions[key] = self._session(path, providers)
+        return sess
+
     def _model_file(self, model: nn.Module, ex: tuple[torch.Tensor, ...], cache: EngineCache, dynamic: bool,
                     precision: str, device: torch.device) -> Path:
         o = self.options
@@ -254,14 +264,14 @@ class OnnxRuntimeBackend(Backend):
         dynamic = bool(self.options.extra.get("dynamic", True))
         if dynamic:
             path = self._model_file(model, ex, cache, True, prec, device)
-            runner: Runner = OnnxRuntimeRunner(self._session(path, providers), device, path)
+            runner: Runner = OnnxRuntimeRunner(self._shared_session(path, providers), device, path)
         else:
             frozen = copy.deepcopy(model).cpu()  # later rebuilds must see today's weights
             styles = tuple(t.detach().cpu() for t in ex[1:])
 
             def build(shapes: tuple[tuple[int, ...], ...]) -> OnnxRuntimeRunner:
                 p = self._model_file(frozen, example_like(shapes, styles), cache, False, prec, device)
-                return OnnxRuntimeRunner(self._session(p, providers), device, p)
+                return OnnxRuntimeRunner(self._shared_session(p, providers), device, p)
 
             runner = _PerShapeRunner(build, device, int(self.options.extra.get("keep", 4)))
         runner(*(t.to(device) for t in ex))  # warm-up: allocations, kernel selection

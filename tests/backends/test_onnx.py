@@ -165,3 +165,11 @@ def test_missing_dependency_names_the_extra(missing: str, monkeypatch: pytest.Mo
     from rtstyle.backends import available_backends
 
     assert "rtstyle[onnx]" in available_backends()["onnx"]
+
+
+def test_session_shared_by_runners_of_the_same_network(tnet_factory, frames, reference, psnr_db, tmp_path) -> None:
+    backend = _onnx(tmp_path)
+    a, b = tnet_factory(seed=5, width=4, n_res=1), tnet_factory(seed=6, width=4, n_res=1)
+    r1, r2, r3 = backend.prepare(a, (frames[0],)), backend.prepare(a, (frames[0],)), backend.prepare(b, (frames[0],))
+    assert r1.session is r2.session and r3.session is not r1.session
+    assert psnr_db(r3(frames[1]), reference(b, frames[1])) >= 35

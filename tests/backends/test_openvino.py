@@ -165,3 +165,16 @@ def test_int8_real_quantisation_keeps_quality(engstrom, shared, frames, tmp_path
             out = runner(x).clamp(0, 255)
             mse = float(((out - ref) ** 2).mean())
             assert 10 * np.log10(255**2 / mse) >= 30.0
+
+
+def test_compiled_model_shared_by_runners_of_the_same_network(tnet_factory, frames, reference, psnr_db, tmp_path) -> None:
+    """A second prepare of the same network (a style change whose style is an input) reuses the
+    compiled model with its own infer request; other weights compile anew."""
+    backend = _ov(tmp_path, "fp32")
+    a, b = tnet_factory(seed=5, width=4, n_res=1), tnet_factory(seed=6, width=4, n_res=1)
+    r1, r2 = backend.prepare(a, (frames[0],)), backend.prepare(a, (frames[0],))
+    assert r1.compiled is r2.compiled and r1.request is not r2.request
+    r3 = backend.prepare(b, (frames[0],))
+    assert r3.compiled is not r1.compiled
+    assert psnr_db(r2(frames[1]), reference(a, frames[1])) >= 35
+    assert psnr_db(r3(frames[1]), reference(b, frames[1])) >= 35
