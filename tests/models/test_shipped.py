@@ -97,3 +97,23 @@ def test_shipped_adain_decoder_is_pinned_to_its_encoder_and_stylises(shared: Pat
     torch.save(sd, other)
     with pytest.raises(EncoderMismatchError, match="trained against"):
         create_model("adain.vgg16", encoder_path=other)
+
+
+def test_shipped_msgnet_bank_styles_carry_their_palettes(content_photo: np.ndarray) -> None:
+    spec = get_spec("msgnet.lite")
+    assert len(spec.styles) == 16 and {"starry_night", "the_scream", "mondrian", "wave"} <= set(spec.styles)
+    assert spec.sha256 and "public-domain" in spec.licence and spec.extra["steps"] > 0
+    assert "training_command" in spec.extra
+    with resources.as_file(resources.files("rtstyle.weights_data").joinpath(spec.weights)) as p:
+        assert sha256_file(p) == spec.sha256 and Path(p).stat().st_size < 4_000_000
+    st = Stylizer("msgnet.lite")
+    outs = {}
+    for name in ("starry_night", "the_scream"):
+        st.activate(st.prepare(st.state.model, style_vector=name))
+        outs[name] = st.stylize(content_photo).astype(float)
+        assert np.abs(outs[name] - content_photo).mean() > 15
+    # The Scream's orange sky vs The Starry Night's blues: red-minus-blue of the whole output
+    def red_minus_blue(img: np.ndarray) -> float:
+        return float(img[..., 0].mean() - img[..., 2].mean())
+
+    assert red_minus_blue(outs["the_scream"]) - red_minus_blue(outs["starry_night"]) > 25
