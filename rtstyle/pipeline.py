@@ -217,6 +217,7 @@ class Pipeline:
         self._reading_done = threading.Event()
         self._errors: list[BaseException] = []
         self._threads: list[threading.Thread] = []
+        self._frozen = False
         if self.live:
             self._q_in: Any = _Latest()
             self._q_out: Any = _Latest()
@@ -465,6 +466,7 @@ class Pipeline:
             # MetaNet style change without this, none with it.
             gc.collect()
             gc.freeze()
+            self._frozen = True  # undone in wait(), when the stages have finished
         # Scheduled styles are prepared off the hot path, ahead of time.
         self._pending = [(sw, self.stylizer.prefetch(sw.model, style_image=sw.style_image,
                                                      style_vector=sw.style_vector, options=sw.options))
@@ -489,6 +491,9 @@ class Pipeline:
                 t.join(0.1)
                 if deadline is not None and time.perf_counter() > deadline:
                     return False
+        if self._frozen:  # give the objects frozen at start back to the collector
+            self._frozen = False
+            gc.unfreeze()
         return True
 
     def run(self, duration: float | None = None) -> RunStats:

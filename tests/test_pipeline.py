@@ -186,6 +186,9 @@ def test_live_swap_hold_pauses_old_style_while_new_one_prepares(hold: float, tin
     pipe = Pipeline(ListSource(imgs, live=True, delay=0.004), st, [NullSink(lossless=False)], swap_hold=hold,
                     on_frame=lambda f: seen.append((time.perf_counter(), f.meta.get("style", ""))))
     pipe.start()
+    import gc
+
+    assert gc.get_freeze_count() > 0  # live: what exists at start is kept out of the GC's walks ...
     try:
         time.sleep(0.3)
         st.prepare = slow_prepare  # type: ignore[method-assign]
@@ -195,6 +198,7 @@ def test_live_swap_hold_pauses_old_style_while_new_one_prepares(hold: float, tin
     finally:
         pipe.stop()
         pipe.wait(30)
+    assert gc.get_freeze_count() == 0  # ... and given back when the run ends
     old = [t for t, name in seen if t0 + 0.05 < t < t0 + slow - 0.02 and name != state.name]
     if hold:
         assert len(old) == 0, f"{len(old)} frames of the old style went out while the new one was prepared"
