@@ -669,7 +669,8 @@ def parse_style_vector(value: Any, size: int, *, styles: Sequence[str] = (), wha
         try:
             seq: Any = [float(p) for p in text.split(",")]
         except ValueError:
-            raise ValueError(f"{what}: cannot parse {value!r}; use an index (3), a blend (3:0.5,7:0.5) "
+            names = f"a style name ({', '.join(styles)}), " if styles else ""
+            raise ValueError(f"{what}: cannot parse {value!r}; use {names}an index (3), a blend (3:0.5,7:0.5) "
                              f"or {size} comma-separated weights") from None
         return _normalise(seq, size, what)
     if isinstance(value, torch.Tensor):
