@@ -8,13 +8,15 @@ relative; bf16 was *slower* there, 190 ms, without AMX), so :class:`StyleEncoder
 once (OpenVINO's PyTorch frontend, dynamic height/width, one compiled model per encoder) and
 falls back to eager when OpenVINO is missing, the module lives on a GPU, or conversion fails.
 
-The compile (~1-2 s) happens on the first call, i.e. with the first style, which is prepared before
-the stream starts; later style changes only pay the inference.
+The conversion (~2 s) happens on the first call ever for a given encoder (its IR is then kept in the
+engine cache); later processes load the IR and compile it (a fraction of a second), with the first
+style, which is prepared before the stream starts; later style changes only pay the inference.
 """
 from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -33,15 +35,17 @@ class StyleEncoder:
         module: frozen eval-mode ``nn.Module`` taking one ``(1, 3, H, W)`` float image and returning
             one tensor.
         runtime: ``"auto"`` (OpenVINO on CPU if installed, else eager), ``"openvino"`` or ``"eager"``.
-        name: for log messages.
+        name: for log messages; with ``version``, part of the key of the converted model in the
+            engine cache (``engines/`` or ``$RTSTYLE_ENGINES``, see :mod:`rtstyle.backends.cache`).
     """
 
-    def __init__(self, module: nn.Module, runtime: str = "auto", name: str = "style encoder") -> None:
+    def __init__(self, module: nn.Module, runtime: str = "auto", name: str = "style encoder", version: int = 1) -> None:
         if runtime not in ("auto", "openvino", "eager"):
             raise ValueError(f"runtime must be auto, openvino or eager, got {runtime!r}")
         self.module = module.eval()
         self.runtime = runtime
         self.name = name
+        self.version = version  # part of the cached IR's key: bump when ``module``'s computation changes
         self._compiled: Any = None
         self._request: Any = None
         self._tried = runtime == "eager"
@@ -87,13 +91,26 @@ class StyleEncoder:
             self.used = "eager"
             return
         try:
-            with torch.no_grad():
-                m = ov.convert_model(self.module, example_input=example,
-                                     input=[ov.PartialShape([1, 3, -1, -1])])
+            from ..backends.cache import EngineCache, engine_key
+
+            # The converted IR is kept in the engine cache (keyed by the weights): converting costs
+            # ~2 s (tracing), loading a cached IR a fraction of that, so a one-shot job (one photo,
+            # one video with one style) does not pay the conversion again on the next run.
+            key = engine_key(self.module, shapes=[(1, 3, None, None)], precision="fp32",
+                             backend="openvino-style-encoder", backend_version=f"openvino-{ov.get_version()}",
+                             device="any", settings={"encoder": self.name, "version": self.version})
+
+            def build(folder: Path) -> None:
+                with torch.no_grad():
+                    m = ov.convert_model(self.module, example_input=example, input=[ov.PartialShape([1, 3, -1, -1])])
+                ov.save_model(m, str(folder / "model.xml"), compress_to_fp16=False)
+
+            ir = EngineCache().put(key, build) / "model.xml"
+            core = ov.Core()
             # f32 explicitly: on CPUs with AVX-512 BF16 OpenVINO defaults to bf16, which without AMX
             # measured 2x slower here (190 vs 94 ms) and rounds the statistics
-            self._compiled = ov.Core().compile_model(m, "CPU", {"PERFORMANCE_HINT": "LATENCY",
-                                                                "INFERENCE_PRECISION_HINT": "f32"})
+            self._compiled = core.compile_model(core.read_model(str(ir)), "CPU",
+                                                {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
             self._request = self._compiled.create_infer_request()
             self.used = "openvino"
             log.info("%s runs on OpenVINO", self.name)

@@ -58,3 +58,19 @@ def test_copies_and_pickles_without_the_compiled_model() -> None:
     for other in (copy.deepcopy(enc), pickle.loads(pickle.dumps(enc))):
         assert other.module is not m and other._compiled is None
         torch.testing.assert_close(other(x), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_converted_model_is_cached_across_instances(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ov = pytest.importorskip("openvino")
+    monkeypatch.setenv("RTSTYLE_ENGINES", str(tmp_path))
+    calls = []
+    real = ov.convert_model
+    monkeypatch.setattr(ov, "convert_model", lambda *a, **k: calls.append(1) or real(*a, **k))
+    m = _Stats().eval()
+    x = torch.rand(1, 3, 40, 56)
+    a = StyleEncoder(m, "openvino", name="cache probe")(x)
+    b = StyleEncoder(m, "openvino", name="cache probe")(x)  # a new process would do the same
+    assert len(calls) == 1 and list(tmp_path.glob("openvino-style-encoder/*/model.xml"))
+    torch.testing.assert_close(a, b)
+    StyleEncoder(m, "openvino", name="cache probe", version=2)(x)  # another version: converted anew
+    assert len(calls) == 2
