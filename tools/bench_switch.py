@@ -26,7 +26,7 @@ from rtstyle.stylizer import Stylizer
 
 
 def measure(model: str, switches: list[dict[str, Any]], backend: str, size: tuple[int, int], internal: int | None,
-            first: dict[str, Any], settle: float = 1.0) -> list[dict[str, Any]]:
+            first: dict[str, Any], settle: float = 1.0, swap_hold: float | None = None) -> list[dict[str, Any]]:
     seen: dict[str, float] = {}
     lock = threading.Lock()
 
@@ -38,7 +38,7 @@ def measure(model: str, switches: list[dict[str, Any]], backend: str, size: tupl
     st = Stylizer(model, backend=backend, size=internal, frame_size=(w, h), **first)
     rows: list[dict[str, Any]] = []
     with SyntheticSource(w, h, fps=30.0, live=True) as src:
-        pipe = Pipeline(src, st, [NullSink(lossless=False)], live=True, on_frame=on_frame)
+        pipe = Pipeline(src, st, [NullSink(lossless=False)], live=True, on_frame=on_frame, swap_hold=swap_hold)
         pipe.start()
         time.sleep(2.0)  # warm-up
         for rep in (1, 2):
@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--size", default="640x480")
     ap.add_argument("--internal", type=int, default=240, help="internal short side (default 240)")
+    ap.add_argument("--swap-hold", type=float, default=None, help="Pipeline swap_hold in seconds (default: its own)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     w, h = (int(v) for v in a.size.lower().split("x"))
@@ -84,7 +85,7 @@ def main() -> None:
     switches += [{"style_vector": b} for b in a.bank]
     switches += [{"options": {"brush": b}} for b in a.brush]
     first = {"style_image": a.first_style} if a.first_style else {}
-    rows = measure(a.model, switches, a.backend, (w, h), a.internal, first)
+    rows = measure(a.model, switches, a.backend, (w, h), a.internal, first, swap_hold=a.swap_hold)
     summary = {}
     for p in (1, 2):
         lat = [r["latency_ms"] for r in rows if r["pass"] == p]
