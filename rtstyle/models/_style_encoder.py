@@ -8,7 +8,7 @@ relative; bf16 was *slower* there, 190 ms, without AMX), so :class:`StyleEncoder
 once (OpenVINO's PyTorch frontend, dynamic height/width, one compiled model per encoder) and
 falls back to eager when OpenVINO is missing, the module lives on a GPU, or conversion fails.
 
-The conversion (~2 s) happens on the first call ever for a given encoder (its IR is then kept in the
+The conversion (2–5 s measured) happens on the first call ever for a given encoder (its IR is then kept in the
 engine cache); later processes load the IR and compile it (a fraction of a second), with the first
 style, which is prepared before the stream starts; later style changes only pay the inference.
 """
@@ -94,7 +94,7 @@ class StyleEncoder:
             from ..backends.cache import EngineCache, engine_key
 
             # The converted IR is kept in the engine cache (keyed by the weights): converting costs
-            # ~2 s (tracing), loading a cached IR a fraction of that, so a one-shot job (one photo,
+            # 2-5 s (tracing), a later process loads and compiles the cached IR in ~0.6 s, so a one-shot job (one photo,
             # one video with one style) does not pay the conversion again on the next run.
             key = engine_key(self.module, shapes=[(1, 3, None, None)], precision="fp32",
                              backend="openvino-style-encoder", backend_version=f"openvino-{ov.get_version()}",

@@ -253,7 +253,7 @@ class _ScaledLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # scale the (small) input, not the weight: the same product without copying a weight matrix
-        # of up to 6.7 M numbers per call (~10 ms of every style change)
+        # of up to 6.7 M numbers per call (~3 ms of every style change, measured with cProfile)
         return F.linear(x * self.mult, self.weight, self.bias)
 
 
@@ -414,7 +414,7 @@ class MetaNet(nn.Module):
     @torch.no_grad()
     def generate_from_features(self, feats: torch.Tensor, name: str = "style") -> TransformerNet:
         """A plain ``TransformerNet(width, n_res)`` (frozen, eval) with the weights generated from ``feats``."""
-        with torch.device("meta"):  # no random init of weights that are replaced at once (~20 ms per style)
+        with torch.device("meta"):  # no random init of weights that are replaced at once
             net = TransformerNet(self.width, self.n_res)
         sd = {k: v.detach().clone() for k, v in self.generate_state_dict(feats).items()}
         net.load_state_dict(sd, strict=True, assign=True)
