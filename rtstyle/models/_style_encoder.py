@@ -94,8 +94,8 @@ class StyleEncoder:
             from ..backends.cache import EngineCache, engine_key
 
             # The converted IR is kept in the engine cache (keyed by the weights): converting costs
-            # 2-5 s (tracing), a later process loads and compiles the cached IR in ~0.6 s, so a one-shot job (one photo,
-            # one video with one style) does not pay the conversion again on the next run.
+            # 2-5 s (tracing); a later process loads and compiles the cached IR in ~0.6 s, so a
+            # one-shot job (one photo, one video with one style) does not pay the conversion again.
             key = engine_key(self.module, shapes=[(1, 3, None, None)], precision="fp32",
                              backend="openvino-style-encoder", backend_version=f"openvino-{ov.get_version()}",
                              device="any", settings={"encoder": self.name, "version": self.version})
