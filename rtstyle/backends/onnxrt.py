@@ -163,8 +163,7 @@ class OnnxRuntimeBackend(Backend):
     def __init__(self, options: BackendOptions | None = None) -> None:
         super().__init__(options)
         self.check_available()
-        self._foreign_sessions: dict[tuple[str, str | None, str], Any] = {}  # see _prepare_foreign
-        self._sessions: dict[tuple[str, str], Any] = {}  # see _shared_session
+        self._sessions: dict[tuple[str, str | None, str], Any] = {}  # see _shared_session
 
     def check_available(self) -> None:
         """Raise :class:`BackendUnavailableError` if onnx/onnxscript/onnxruntime are missing."""
@@ -221,10 +220,11 @@ class OnnxRuntimeBackend(Backend):
         so.log_severity_level = 3  # errors only: no "unused initializer" chatter
         return ort.InferenceSession(str(path), so, providers=providers)
 
-    def _shared_session(self, path: Path, providers: list[Any]) -> Any:
-        """One session per model file and providers: a style change that keeps the network (its
-        style is an input) costs a warm-up run, not a session build. ``run`` is thread-safe."""
-        key = (str(path), repr(providers))
+    def _shared_session(self, path: Path, providers: list[Any], sha256: str | None = None) -> Any:
+        """One session per model file (and ``sha256`` of its contents, when known) and providers:
+        a style change that keeps the network (its style is an input) costs a warm-up run, not a
+        session build. ``run`` is thread-safe."""
+        key = (str(path), sha256, repr(providers))
         sess = self._sessions.get(key)
         if sess is None:
             sess = self._sessions[key] = self._session(path, providers)
@@ -286,12 +286,7 @@ class OnnxRuntimeBackend(Backend):
         if prec != "fp32":
             raise ValueError(f"{model.spec.name} is run from its ONNX file as it is: precision must be fp32, "
                              f"got {prec!r} (give an fp16 ONNX file with its own sidecar instead)")
-        # one session per file and providers, shared by every style of the model (a style-vector swap
-        # then costs one warm-up run, not a session build); InferenceSession.run is thread-safe
-        skey = (str(model.onnx_path), model.spec.sha256, repr(providers))
-        session = self._foreign_sessions.get(skey)
-        if session is None:
-            session = self._foreign_sessions[skey] = self._session(model.onnx_path, providers)
+        session = self._shared_session(model.onnx_path, providers, model.spec.sha256)  # shared by its styles
         output = model.output_name
 
         def run(feeds: dict[str, np.ndarray]) -> np.ndarray:

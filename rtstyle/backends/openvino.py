@@ -111,7 +111,6 @@ class OpenVINOBackend(Backend):
     def __init__(self, options: BackendOptions | None = None) -> None:
         super().__init__(options)
         self.check_available()
-        self._foreign_compiled: dict[tuple[str, str, str], Any] = {}  # see _prepare_foreign
         self._compiled: dict[tuple[str, str, str], Any] = {}  # see _compile
 
     def check_available(self) -> None:
@@ -242,7 +241,8 @@ class OpenVINOBackend(Backend):
 
     def _compile(self, core: Any, ir: Path, ov_device: str, cfg: dict[str, str]) -> Any:
         """The compiled model of an IR, compiled once per backend and settings. A style change that
-        keeps the network (MSG-Net's bank, brush and strength, AdaIN's statistics: all inputs)
+        keeps the network (MSG-Net's bank, brush and strength, AdaIN's statistics, a foreign
+        multi-style model's style vector: all inputs)
         then costs a new infer request and one warm-up run instead of a compile (~150-250 ms for
         MSG-Net on the 2-core dev box). Each runner has its own infer request."""
         key = (str(ir), ov_device, repr(sorted(cfg.items())))
@@ -261,12 +261,8 @@ class OpenVINOBackend(Backend):
             raise ValueError(f"{model.spec.name}: openvino int8 quantises rtstyle's own exports only; a foreign ONNX "
                              "model runs as its file is (use fp32, bf16 or fp16, or give an int8 QDQ ONNX file)")
         ir = self._foreign_ir(model, cache)
-        # one compiled model per IR and settings, shared by every style of the model (a style-vector
-        # swap then costs one warm-up run, not a compile); each runner has its own infer request
-        ckey = (str(ir), ov_device, repr(sorted(cfg.items())))
-        compiled = self._foreign_compiled.get(ckey)
-        if compiled is None:
-            compiled = self._foreign_compiled[ckey] = core.compile_model(core.read_model(str(ir)), ov_device, cfg)
+        # shared by every style of the model; each runner has its own infer request
+        compiled = self._compile(core, ir, ov_device, cfg)
         request = compiled.create_infer_request()
         port = compiled.output(model.output_name)
 
