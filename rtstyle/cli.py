@@ -480,6 +480,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                     hidden=args.hidden, rank=args.rank, lr=args.lr,
                                     content_weight=args.content_weight, style_weight=args.style_weight,
                                     tv_weight=args.tv_weight, head_decay=args.head_decay, flat_std=args.flat_std,
+                                    init_from=args.init_from, init_style_gain=args.init_style_gain,
                                     weight_norm_bound=args.weight_norm_bound,
                                     checkpoint_every=args.checkpoint_every, preview_every=args.preview_every,
                                     preview=args.preview, seed=args.seed, device=args.device)
@@ -828,6 +829,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tv-weight", type=float, default=0.0)
     t.add_argument("--head-decay", type=float, default=0.1,
                    help="decoupled weight decay on the generator heads (holds the raw generated-weight norm down)")
+    t.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="warm start: every generated net starts as this trained Johnson net of the same --width/"
+                        "--n-res (registry name, e.g. johnson.wave_lite, or a checkpoint file); fresh runs only")
+    t.add_argument("--init-style-gain", type=float, default=0.1,
+                   help="with --init-from: initial scale of the style-dependent head weights (default init: 0.5)")
     t.add_argument("--flat-std", type=float, default=0.02,
                    help="content crops with a pixel std below this (0..1 scale) are skipped as flat")
     t.add_argument("--weight-norm-bound", type=float, default=10.0,

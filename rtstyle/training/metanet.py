@@ -76,6 +76,8 @@ class MetaNetTrainConfig:
     style_weight: float = 1e10
     tv_weight: float = 0.0
     head_decay: float = 0.1
+    init_from: str | None = None  # warm start: a trained Johnson net of the same width/depth (name or file)
+    init_style_gain: float = 0.1
     flat_std: float = 0.02
     weight_norm_bound: float = 10.0
     checkpoint_every: int = 200
@@ -138,6 +140,18 @@ def _crop(img: torch.Tensor, rng: np.random.Generator, min_frac: float) -> torch
     return img[..., y : y + ch, x : x + cw]
 
 
+def _load_transformer(name: str) -> torch.nn.Module:
+    """A registry name (``johnson.wave_lite``) or a Johnson checkpoint file -> its TransformerNet (CPU)."""
+    from ..models import create_model
+    from ..models.johnson import TransformerNet
+
+    net = create_model(name)
+    net = getattr(net, "net", net)
+    if not isinstance(net, TransformerNet):
+        raise ValueError(f"--init-from {name}: not a Johnson TransformerNet ({type(net).__name__})")
+    return net.float().cpu()
+
+
 def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
     """Train (or resume) and write ``<out>/<name>.safetensors`` (dots of the name as underscores).
 
@@ -166,6 +180,9 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
     meta = MetaNet(cfg.width, cfg.n_res, cfg.hidden, cfg.rank or None, cfg.style_size).to(dev)
     meta.vgg_sha256 = vgg_sha
     meta.attach_vgg(vgg)
+    if cfg.init_from:  # a resumed run then overwrites these with its checkpoint
+        meta.init_from(_load_transformer(cfg.init_from), cfg.init_style_gain)
+        log.info("MetaNet: every generated net starts as %s (style gain %g)", cfg.init_from, cfg.init_style_gain)
     with torch.no_grad():  # input centring and scaling from the whole styles (restored by a resume)
         all_feats = torch.cat([style_features(vgg, resize_long(s.to(dev), cfg.style_size)) for s in styles])
         meta.set_feature_stats(all_feats)
@@ -285,6 +302,7 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
             "weights": {"content": cfg.content_weight, "style": cfg.style_weight, "tv": cfg.tv_weight},
             "lr": cfg.lr,
             "head_decay": cfg.head_decay,
+            "initialised_from": cfg.init_from,
             "vgg_sha256": vgg_sha,
             "training_report": report,
             "train_seconds_this_run": round(time.perf_counter() - t0, 1),

@@ -116,6 +116,26 @@ def test_generated_filters_stay_bounded_whatever_the_heads_output() -> None:
     torch.testing.assert_close(y1, y0, rtol=1e-3, atol=1e-2)  # instance norm removes the bias; scale is fixed
 
 
+def test_warm_start_generates_the_given_net_for_every_style(content_photo: np.ndarray) -> None:
+    """``init_from``: with no style gain every generated net computes the trained net (here the shipped
+    wave lite net) on a real photo; with a small gain styles start near it but apart from each other."""
+    net = create_model("johnson.wave_lite").float().eval()
+    net = getattr(net, "net", net)
+    x = torch.from_numpy(np.ascontiguousarray(content_photo[:128, :160])).permute(2, 0, 1)[None].float()
+    torch.manual_seed(0)
+    meta = MetaNet(8, 5).init_from(net, style_gain=0.0).eval()
+    f1, f2 = torch.randn(1, FEATURE_DIM), torch.randn(1, FEATURE_DIM)
+    with torch.no_grad():
+        ref = net(x)
+        torch.testing.assert_close(meta.stylise(x, f1), ref, rtol=0, atol=0.05 * float(ref.abs().mean()))
+        meta.init_from(net, style_gain=0.1)
+        y1, y2 = meta.stylise(x, f1), meta.stylise(x, f2)
+    near, apart = float((y1 - ref).abs().mean()), float((y1 - y2).abs().mean())
+    assert 0.3 < near < 20.0 and 0.3 < apart < 20.0, (near, apart)
+    with pytest.raises(ValueError, match="width=4"):
+        MetaNet(4, 1).init_from(net)
+
+
 def test_features_one_style_in_batch_only() -> None:
     meta = MetaNet(4, 1, hidden=4)
     with pytest.raises(ValueError, match="one style"):
@@ -275,6 +295,32 @@ def test_stylizer_runs_the_generated_johnson_net_and_swaps_style_images(
     np.testing.assert_array_equal(st.stylize(content_photo), a)
     with pytest.raises(ValueError, match="needs a style image"):
         Stylizer(f"metanet:{path}", backend="eager")
+
+
+def test_stylizer_hands_metanet_style_images_at_twice_the_style_size(
+        vgg: torch.nn.Module, style_pair, tmp_path: Path, vgg16_path: Path, content_photo: np.ndarray,
+        monkeypatch: pytest.MonkeyPatch, shared: Path) -> None:
+    """Style images (files or arrays) reach ``specialise`` shrunk to ``style_image_side`` (as in
+    training), not at 1024 px; the generated net is the one ``generate`` makes from that image."""
+    from rtstyle.models.vgg_adain import file_sha256
+    from rtstyle.stylizer import load_style_image
+
+    monkeypatch.setenv("RTSTYLE_WEIGHTS", str(vgg16_path.parent))
+    path = _saved(tmp_path, vgg, style_pair, file_sha256(vgg16_path))
+    st = Stylizer(f"metanet:{path}", backend="eager", style_image=style_pair[0], frame_size=(160, 120))
+    meta = st.state.model
+    assert meta.style_image_side == 2 * STYLE_SIZE
+    seen: list[tuple[int, ...]] = []
+    real = meta.specialise
+    monkeypatch.setattr(meta, "specialise", lambda s: (seen.append(tuple(s.shape)), real(s))[1])
+    big_file = shared / "media" / "styles" / "starry_night.jpg"
+    big_array = load_style_image(big_file)
+    assert max(big_array.shape[:2]) > 2 * STYLE_SIZE
+    for style in (big_file, big_array):
+        st.prepare(meta, style_image=style)
+    assert [max(s[-2:]) for s in seen] == [2 * STYLE_SIZE, 2 * STYLE_SIZE], seen
+    small = load_style_image(big_file, max_side=2 * STYLE_SIZE)
+    assert max(small.shape[:2]) == 2 * STYLE_SIZE and load_style_image(small, max_side=999) is small
 
 
 def test_generated_net_runs_on_onnx(vgg: torch.nn.Module, style_pair, tmp_path: Path, vgg16_path: Path,

@@ -178,3 +178,32 @@ def test_cli_trains_metanet(vgg16_path: Path, shared: Path, styles: Path, tmp_pa
     assert sorted(meta.spec.extra["held_out_styles"]) == ["mondrian.jpg", "wave.jpg"]
     assert main(["-q", "train", "metanet", "--content", str(tmp_path / "nope"), "--styles", str(styles),
                  "--out", str(out)]) != 0
+
+
+def test_warm_start_from_a_johnson_checkpoint(vgg16_path: Path, shared: Path, styles: Path, tmp_path: Path) -> None:
+    """``init_from``: the trained meta network's nets start as the given Johnson net (with no style
+    gain and no learning they stay it, for every style); the spec records it; a wrong size is refused."""
+    from rtstyle.models._spec import ModelSpec
+    from rtstyle.models.johnson import TransformerNet, save_rtstyle_weights
+
+    torch.manual_seed(3)
+    base = TransformerNet(4, 1).eval()
+    spec = ModelSpec(name="johnson.base", family="johnson", description="test base", size_multiple=4,
+                     styles=("base",), licence="test")
+    ckpt = save_rtstyle_weights(base, spec, tmp_path / "base.safetensors")
+    data = tmp_path / "data"
+    _photos(shared, data, 3)
+    cfg = MetaNetTrainConfig(content=str(data), styles=str(styles), out=str(tmp_path / "run"), vgg=str(vgg16_path),
+                             steps=2, init_from=str(ckpt), init_style_gain=0.0,
+                             **dict(TINY, lr=0.0, preview_every=0))
+    meta = create_model(train_metanet(cfg, progress=False), vgg=vgg16_path).float()
+    assert meta.spec.extra["initialised_from"] == str(ckpt)
+    x = torch.rand(1, 3, 32, 48) * 255
+    with torch.no_grad():
+        ref = base(x)
+        for f in (torch.randn(1, 1920), torch.randn(1, 1920)):
+            torch.testing.assert_close(meta.stylise(x, f), ref, rtol=0, atol=0.05 * float(ref.abs().mean()))
+    bad = MetaNetTrainConfig(content=str(data), styles=str(styles), out=str(tmp_path / "run2"), vgg=str(vgg16_path),
+                             steps=1, init_from="johnson.wave_lite", **dict(TINY, preview_every=0))
+    with pytest.raises(ValueError, match="warm start needs"):
+        train_metanet(bad, progress=False)
