@@ -85,7 +85,7 @@ class MetaNetTrainConfig:
     preview: str | None = None
     seed: int = 0
     device: str = "auto"
-    licence: str = "Apache-2.0 (weights, trained by the rtstyle project); styles: public-domain paintings"
+    licence: str = "Apache-2.0 (meta network, trained by the rtstyle project)"
     command: str = field(default_factory=command_line)
 
     @property
