@@ -411,17 +411,12 @@ class Stylizer:
 def load_style_image(img: np.ndarray | str | Path, max_side: int = 1024) -> np.ndarray:
     """A style image as RGB uint8: arrays are validated, files read; either is shrunk (area
     averaging) so that its longer side is at most ``max_side``."""
+    from .training.data import fit_image, load_rgb
+
     if isinstance(img, np.ndarray):
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"style image must be uint8 HxWx3 RGB, got {img.dtype} {img.shape}")
-        h, w = img.shape[:2]
-        if max(h, w) <= max_side:
-            return img
-        import cv2
-
-        s = max_side / max(h, w)
-        return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    from .training.data import load_rgb
+        return fit_image(img, max_side=max_side)
 
     p = Path(img)
     if not p.is_file():

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["IMAGE_EXTS", "ImageFolder", "load_rgb", "list_images"]
+__all__ = ["IMAGE_EXTS", "ImageFolder", "fit_image", "load_rgb", "list_images"]
 
 log = logging.getLogger(__name__)
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -30,17 +30,24 @@ def load_rgb(path: str | Path, short_side: int | None = None, max_side: int | No
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)  # always 3-channel BGR
     if img is None:
         raise ValueError(f"cannot read image {path}")
-    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(fit_image(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), short_side, max_side))
+
+
+def fit_image(img: np.ndarray, short_side: int | None = None, max_side: int | None = None) -> np.ndarray:
+    """Resize an image so its shorter side is ``short_side`` and/or its longer side at most
+    ``max_side`` (area averaging when shrinking, bicubic when enlarging); unchanged if it fits."""
+    import cv2
+
     h, w = img.shape[:2]
     scale = 1.0
     if short_side:
         scale = short_side / min(h, w)
     if max_side and max(h, w) * scale > max_side:
         scale = max_side / max(h, w)
-    if scale != 1.0:
-        img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))),
-                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
-    return np.ascontiguousarray(img)
+    if scale == 1.0:
+        return img
+    return cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))),
+                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
 
 
 class ImageFolder:
