@@ -146,7 +146,6 @@ def _load_transformer(name: str) -> torch.nn.Module:
     from ..models.johnson import TransformerNet
 
     net = create_model(name)
-    net = getattr(net, "net", net)
     if not isinstance(net, TransformerNet):
         raise ValueError(f"--init-from {name}: not a Johnson TransformerNet ({type(net).__name__})")
     return net.float().cpu()

@@ -120,7 +120,7 @@ def test_warm_start_generates_the_given_net_for_every_style(content_photo: np.nd
     """``init_from``: with no style gain every generated net computes the trained net (here the shipped
     wave lite net) on a real photo; with a small gain styles start near it but apart from each other."""
     net = create_model("johnson.wave_lite").float().eval()
-    net = getattr(net, "net", net)
+    assert isinstance(net, TransformerNet)
     x = torch.from_numpy(np.ascontiguousarray(content_photo[:128, :160])).permute(2, 0, 1)[None].float()
     torch.manual_seed(0)
     meta = MetaNet(8, 5).init_from(net, style_gain=0.0).eval()
