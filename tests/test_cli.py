@@ -239,3 +239,17 @@ def test_msgnet_controls_from_the_cli(content_photo: np.ndarray, tmp_path: Path,
     assert main(["stylize", str(src), "-o", str(tmp_path / "x.png"), "-m", f"msgnet:{path}", "--style", "three"]) == 1
     err = capsys.readouterr().err
     assert "three" in err and "Traceback" not in err
+
+
+def test_style_encoder_choice_is_int8_for_live_only_when_installed() -> None:
+    import argparse
+
+    from rtstyle.cli import _style_encoder
+    from rtstyle.models._style_encoder import int8_available
+
+    auto = argparse.Namespace(style_encoder="auto", device="cpu")
+    assert _style_encoder(auto, live=False) is None
+    assert _style_encoder(auto, live=True) == ("int8" if int8_available() else None)
+    assert _style_encoder(argparse.Namespace(style_encoder="auto", device="cuda"), live=True) is None
+    assert _style_encoder(argparse.Namespace(style_encoder="fp32", device="cpu"), live=True) == "fp32"
+    assert _style_encoder(argparse.Namespace(style_encoder="int8", device="cpu"), live=False) == "int8"

@@ -67,3 +67,24 @@ def test_style_image_rejected_for_single_style_model(tiny_johnson: Path, content
 def test_bad_frame_rejected() -> None:
     with pytest.raises(ValueError, match="uint8 HxWx3"):
         Frame(np.zeros((4, 4), np.uint8), 0)
+
+
+def test_style_encoder_precision_reaches_the_model(shared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``style_encoder="int8"`` is set on models with a style encoder (MetaNet) built by name, also for
+    later style changes; other models ignore it; unknown values are refused."""
+    from rtstyle.models._style_encoder import int8_available
+
+    with pytest.raises(ValueError, match="style_encoder"):
+        Stylizer("johnson.wave_lite", style_encoder="fp16")
+    Stylizer("johnson.wave_lite", style_encoder="int8", frame_size=(64, 48)).close()  # no encoder: ignored
+    if not int8_available():
+        pytest.skip("OpenVINO + NNCF not installed")
+    monkeypatch.setenv("RTSTYLE_WEIGHTS", str(shared / "weights"))
+    styles = shared / "media" / "styles"
+    st = Stylizer("metanet.lite", style_image=str(styles / "wave.jpg"), style_encoder="int8", frame_size=(64, 48))
+    meta = st.state.model
+    assert meta.encoder_precision == "int8"
+    st.set_style(style_image=str(styles / "udnie.jpg"), wait=True)
+    assert st.state.model is meta and "udnie" in st.state.name
+    assert meta.vgg.__dict__["_rtstyle_metanet_encoder_int8"].used == "openvino-int8"
+    st.close()

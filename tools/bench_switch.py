@@ -2,6 +2,7 @@
 
     python tools/bench_switch.py --model adain.vgg16 --styles ../shared/media/styles/{wave,udnie,mondrian}.jpg
     python tools/bench_switch.py --model msgnet.lite --bank wave udnie mondrian --brush 192 384
+    python tools/bench_switch.py --model metanet.lite --style-encoder int8 --first-style udnie.jpg --styles ...
 
 A synthetic 640x480 source runs live at 30 fps into a null sink. After a warm-up, each switch is
 requested from the main thread (`Pipeline.swap`, as the control endpoint and hotkeys do) and the
@@ -26,7 +27,8 @@ from rtstyle.stylizer import Stylizer
 
 
 def measure(model: str, switches: list[dict[str, Any]], backend: str, size: tuple[int, int], internal: int | None,
-            first: dict[str, Any], settle: float = 1.0, swap_hold: float | None = None) -> list[dict[str, Any]]:
+            first: dict[str, Any], settle: float = 1.0, swap_hold: float | None = None,
+            style_encoder: str | None = None) -> list[dict[str, Any]]:
     seen: dict[str, float] = {}
     lock = threading.Lock()
 
@@ -35,7 +37,7 @@ def measure(model: str, switches: list[dict[str, Any]], backend: str, size: tupl
             seen.setdefault(frame.meta.get("style", ""), time.perf_counter())
 
     w, h = size
-    st = Stylizer(model, backend=backend, size=internal, frame_size=(w, h), **first)
+    st = Stylizer(model, backend=backend, size=internal, frame_size=(w, h), style_encoder=style_encoder, **first)
     rows: list[dict[str, Any]] = []
     with SyntheticSource(w, h, fps=30.0, live=True) as src:
         pipe = Pipeline(src, st, [NullSink(lossless=False)], live=True, on_frame=on_frame, swap_hold=swap_hold)
@@ -78,6 +80,8 @@ def main() -> None:
     ap.add_argument("--size", default="640x480")
     ap.add_argument("--internal", type=int, default=240, help="internal short side (default 240)")
     ap.add_argument("--swap-hold", type=float, default=None, help="Pipeline swap_hold in seconds (default: its own)")
+    ap.add_argument("--style-encoder", choices=["fp32", "int8"], default=None,
+                    help="style-image encoder precision (metanet.*; default: the model's, fp32)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     w, h = (int(v) for v in a.size.lower().split("x"))
@@ -85,7 +89,8 @@ def main() -> None:
     switches += [{"style_vector": b} for b in a.bank]
     switches += [{"options": {"brush": b}} for b in a.brush]
     first = {"style_image": a.first_style} if a.first_style else {}
-    rows = measure(a.model, switches, a.backend, (w, h), a.internal, first, swap_hold=a.swap_hold)
+    rows = measure(a.model, switches, a.backend, (w, h), a.internal, first, swap_hold=a.swap_hold,
+                   style_encoder=a.style_encoder)
     summary = {}
     for p in (1, 2):
         lat = [r["latency_ms"] for r in rows if r["pass"] == p]
@@ -94,7 +99,7 @@ def main() -> None:
                                "median_prepare_ms": statistics.median(prep)}
     print(json.dumps(summary, indent=2))
     if a.json:
-        a.json.write_text(json.dumps({"model": a.model, "backend": a.backend, "size": a.size, "internal": a.internal,
+        a.json.write_text(json.dumps({"model": a.model, "style_encoder": a.style_encoder, "backend": a.backend, "size": a.size, "internal": a.internal,
                                       "rows": rows, "summary": summary}, indent=2))
 
 

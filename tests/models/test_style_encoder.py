@@ -74,3 +74,47 @@ def test_converted_model_is_cached_across_instances(tmp_path, monkeypatch: pytes
     torch.testing.assert_close(a, b)
     StyleEncoder(m, "openvino", name="cache probe", version=2)(x)  # another version: converted anew
     assert len(calls) == 2
+
+
+def test_int8_encoder_is_quantised_cached_and_close(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """int8: built once (engine cache) from the bundled clip's frames, marked as int8, close to fp32."""
+    from rtstyle.models._style_encoder import int8_available, sample_frames
+
+    if not int8_available():
+        pytest.skip("OpenVINO + NNCF not installed")
+    monkeypatch.setenv("RTSTYLE_ENGINES", str(tmp_path))
+    frames = sample_frames(64)
+    assert len(frames) == 10 and max(frames[0].shape[2:]) == 64 and 0.0 <= float(frames[0].min()) <= float(frames[0].max()) <= 1.0
+    m = _Stats().eval()
+    x = sample_frames(96, every=50)[1]  # a real frame not in the calibration set
+    m.forward = lambda t: _Stats.forward(m, t).clamp_min(0).add(1e-5).sqrt()  # a sqrt, like the real encoders
+    enc = StyleEncoder(m, "auto", name="int8 probe", precision="int8", calibration=lambda: sample_frames(64))
+    got = enc(x)
+    assert enc.used == "openvino-int8"
+    assert list(tmp_path.glob("openvino-style-encoder/*int8*/model.xml"))
+    with torch.no_grad():
+        ref = m(x)
+    assert not torch.equal(got, ref)  # really quantised
+    assert float((got - ref).norm() / ref.norm()) < 0.1
+    with pytest.raises(ValueError, match="int8"):
+        StyleEncoder(m, "eager", precision="int8")
+    with pytest.raises(ValueError, match="precision"):
+        StyleEncoder(m, "auto", precision="fp16")
+
+
+def test_int8_encoder_never_returns_non_finite_values(tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """A quantised std of a dead channel can come out NaN; the encoder then computes that image in fp32."""
+    from rtstyle.models._style_encoder import int8_available, sample_frames
+
+    if not int8_available():
+        pytest.skip("OpenVINO + NNCF not installed")
+    monkeypatch.setenv("RTSTYLE_ENGINES", str(tmp_path))
+    m = _Stats().eval()  # torch.std: NaN under int8 for channels that are all zero
+    enc = StyleEncoder(m, "auto", name="nan probe", precision="int8", calibration=lambda: sample_frames(64))
+    x = sample_frames(96, every=50)[1]
+    got = enc(x)
+    assert enc.used == "openvino-int8" and bool(torch.isfinite(got).all())
+    if "non-finite" in caplog.text:  # the case seen with NNCF 3.4: that image computed in fp32
+        with torch.no_grad():
+            torch.testing.assert_close(got, m(x))
