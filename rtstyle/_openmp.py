@@ -18,7 +18,7 @@ thread keeps one, and it keeps the fast spin-wait.
 Only libgomp is handled: its ``omp_pause_resource_all`` frees the *calling thread's* pool and nothing
 else, so it is safe while other threads compute. LLVM's libomp and Intel's libiomp pause the whole
 runtime instead, so with them (and on platforms without OpenMP) :func:`release_thread_pool` does
-nothing.
+nothing. ``RTSTYLE_KEEP_OMP_POOLS=1`` turns it off (for A/B measurements).
 """
 from __future__ import annotations
 
@@ -70,6 +70,8 @@ def release_thread_pool() -> bool:
     millisecond). Call it from threads that ran PyTorch CPU work and now hand the computing over to
     another thread.
     """
+    if os.environ.get("RTSTYLE_KEEP_OMP_POOLS") == "1":
+        return False
     fn = _libgomp()
     if fn is None:
         return False
