@@ -88,3 +88,24 @@ def test_style_encoder_precision_reaches_the_model(shared: Path, monkeypatch: py
     assert st.state.model is meta and "udnie" in st.state.name
     assert meta.vgg.__dict__["_rtstyle_metanet_encoder_int8"].used == "openvino-int8"
     st.close()
+
+
+def test_bank_style_switch_reuses_the_runner_and_matches_a_fresh_prepare(content_photo: np.ndarray) -> None:
+    """A style that is only an input (MSG-Net's bank) reuses the prepared runner of the same module,
+    and stylises exactly as a Stylizer prepared for that style from scratch."""
+    img = np.ascontiguousarray(content_photo[:96, :128])
+    st = Stylizer("msgnet.lite", frame_size=(128, 96))
+    first = st.state.runner
+    before = st.stylize(img)
+    st.set_style(style_vector="the_scream", wait=True)
+    assert st.state.runner is first and "the_scream" in st.state.name
+    after = st.stylize(img)
+    ref = Stylizer("msgnet.lite", frame_size=(128, 96))
+    ref.set_style(style_vector="the_scream", wait=True)
+    assert ref.state.runner is not first
+    np.testing.assert_array_equal(after, ref.stylize(img))
+    assert np.abs(after.astype(float) - before.astype(float)).mean() > 5
+    st.set_style("johnson.wave_lite", wait=True)  # another module: its own runner
+    assert st.state.runner is not first
+    st.close()
+    ref.close()
