@@ -346,6 +346,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bank_style_file(folder: str | Path, name: str) -> Path | None:
+    """The painting of a bank style in ``folder``: a file whose stem is the style's name."""
+    for p in sorted(Path(folder).iterdir()):
+        if p.stem == name and p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp"):
+            return p
+    log.warning("no image named %s.* in %s: its row has no style column", name, folder)
+    return None
+
+
 def cmd_grid(args: argparse.Namespace) -> int:
     """Before/after grid: one column per input image, one row per model."""
     from .grid import save_grid
@@ -359,9 +368,12 @@ def cmd_grid(args: argparse.Namespace) -> int:
         img = load_rgb(p, max_side=args.max_side)
         inputs.append(img[: img.shape[0] // 4 * 4, : img.shape[1] // 4 * 4])
     rows = []
+    thumbs: list[Any] = []  # the style image (or None) of each row, when there is one
     for p in args.style or []:
         if not Path(p).is_file():
             raise CLIError(f"style image not found: {p}")
+    if args.style_images and not Path(args.style_images).is_dir():
+        raise CLIError(f"--style-images: not a folder: {args.style_images}")
     for m in args.model or [DEFAULT_MODEL]:
         st = Stylizer(m, backend=args.backend, device=args.device, style_image=args.style[0] if args.style else None)
         label = Path(m).stem if Path(m).is_file() else (st.spec.name if ":" in m else m)
@@ -371,14 +383,18 @@ def cmd_grid(args: argparse.Namespace) -> int:
             for p in args.style:
                 st.set_style(style_image=p, wait=True)
                 rows.append((f"{label} + {Path(p).stem}", [st.stylize(i) for i in inputs]))
+                thumbs.append(load_rgb(p, max_side=1024))
         elif args.all_styles and len(st.spec.styles) > 1 and hasattr(st.state.model, "parse_style_vector"):
             for name in st.spec.styles:  # one row per style of the model's bank
                 st.set_style(style_vector=name, wait=True)
                 rows.append((f"{label}: {name}", [st.stylize(i) for i in inputs]))
+                found = _bank_style_file(args.style_images, name) if args.style_images else None
+                thumbs.append(load_rgb(found, max_side=1024) if found else None)
         else:
             rows.append((label, [st.stylize(i) for i in inputs]))
+            thumbs.append(load_rgb(args.style[0], max_side=1024) if args.style and st.state.style_source else None)
         st.close()
-    path = save_grid(args.output, inputs, rows, cell_width=args.cell_width)
+    path = save_grid(args.output, inputs, rows, cell_width=args.cell_width, styles=thumbs)
     if not args.quiet:
         print(f"wrote {path}")
     return 0
@@ -704,6 +720,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="style image, for models that take one; repeat for one row per style image")
     s.add_argument("--all-styles", action="store_true",
                    help="one row per style of a multi-style model's bank (msgnet.*, onnx.multistyle26)")
+    s.add_argument("--style-images", metavar="DIR",
+                   help="with --all-styles: folder with the bank's paintings (<style name>.jpg), shown in a first "
+                        "column (style-image rows show theirs anyway)")
     s.add_argument("--backend", "-b", default="eager")
     s.add_argument("--device", default="cpu")
     s.add_argument("--max-side", type=int, default=640, help="resize inputs to this longer side before stylising")

@@ -20,13 +20,29 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-def make_grid(inputs: Sequence[np.ndarray], rows: Sequence[tuple[str, Sequence[np.ndarray]]], cell_width: int = 320) -> np.ndarray:
+def _fit(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``img`` shrunk to fit ``width`` x ``height``, centred on white (the aspect ratio kept)."""
+    import cv2
+
+    h, w = img.shape[:2]
+    s = min(width / w, height / h)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    out = np.full((height, width, 3), 255, np.uint8)
+    y, x = (height - nh) // 2, (width - nw) // 2
+    out[y:y + nh, x:x + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    return out
+
+
+def make_grid(inputs: Sequence[np.ndarray], rows: Sequence[tuple[str, Sequence[np.ndarray]]], cell_width: int = 320,
+              styles: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
     """A grid: first row the inputs ("input"), then one labelled row per style.
 
     Args:
         inputs: RGB uint8 images (one column each).
         rows: ``(label, outputs)`` with one output per input.
         cell_width: width of each cell; heights follow each image's aspect ratio of the first input.
+        styles: optional style image per row (``None`` where a row has none): shown whole in a first
+            column, so a reader can judge whether each row carries its painting's look.
     """
     import cv2
 
@@ -36,20 +52,29 @@ def make_grid(inputs: Sequence[np.ndarray], rows: Sequence[tuple[str, Sequence[n
     def cell(img: np.ndarray) -> np.ndarray:
         return cv2.resize(img, (cell_width, ch), interpolation=cv2.INTER_AREA)
 
-    lines = [[_label(cell(i), "input") for i in inputs]]
-    for name, outs in rows:
+    if styles is not None and len(styles) != len(rows):
+        raise ValueError(f"{len(styles)} style images for {len(rows)} rows")
+    lead = styles is not None and any(s is not None for s in styles)
+    blank = np.full((ch, cell_width, 3), 255, np.uint8)
+    lines = [([_label(blank, "style")] if lead else []) + [_label(cell(i), "input") for i in inputs]]
+    for r, (name, outs) in enumerate(rows):
         if len(outs) != len(inputs):
             raise ValueError(f"row {name!r} has {len(outs)} images for {len(inputs)} inputs")
-        lines.append([_label(cell(o), name) for o in outs])
+        first = []
+        if lead:
+            s_img = styles[r]  # type: ignore[index]
+            first = [blank if s_img is None else _fit(s_img, cell_width, ch)]
+        lines.append(first + [_label(cell(o), name) for o in outs])
     pad = 4
     rows_img = [np.concatenate([np.pad(c, ((pad, pad), (pad, pad), (0, 0)), constant_values=255) for c in line], 1) for line in lines]
     return np.concatenate(rows_img, 0)
 
 
-def save_grid(path: str | Path, inputs: Sequence[np.ndarray], rows: Sequence[tuple[str, Sequence[np.ndarray]]], cell_width: int = 320) -> Path:
+def save_grid(path: str | Path, inputs: Sequence[np.ndarray], rows: Sequence[tuple[str, Sequence[np.ndarray]]], cell_width: int = 320,
+              styles: Sequence[np.ndarray | None] | None = None) -> Path:
     import cv2
 
-    grid = make_grid(inputs, rows, cell_width)
+    grid = make_grid(inputs, rows, cell_width, styles)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]):

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +110,12 @@ class Stylizer:
 
     Thread safety: ``__call__`` is meant for one worker thread; ``set_style`` / ``prepare`` /
     ``activate`` may be called from any thread at any time.
+
+    Prepared styles are cached (switching back is instant) up to ``max_cached_styles``, least
+    recently used dropped first.
     """
+
+    max_cached_styles: int = 32
 
     def __init__(
         self,
@@ -160,7 +166,7 @@ class Stylizer:
         self.temporal = temporal
         self.style_encoder = style_encoder
         self._lock = threading.Lock()
-        self._cache: dict[tuple[str, str], StyleState] = {}
+        self._cache: OrderedDict[tuple[str, str], StyleState] = OrderedDict()  # least recently used first
         self._runners: dict[tuple[Any, ...], tuple[nn.Module, Runner]] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtstyle-prepare")
         self._fade: _Fade | None = None
@@ -230,6 +236,8 @@ class Stylizer:
                _image_key(style_image) + vec_key)
         with self._lock:
             hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
         if hit is not None:
             return hit
         t0 = time.perf_counter()
@@ -290,13 +298,14 @@ class Stylizer:
         # it instead of preparing (engine lookup, a warm-up run) again: ~40-60 ms per live switch.
         rkey = (id(run_module), bname, tuple(example.shape), tuple(t.shape for t in style_inputs))
         with self._lock:
-            prev = self._runners.get(rkey)
+            prev = self._runners.get(rkey) if style_inputs else None
         if prev is not None and prev[0] is run_module:
             runner = prev[1]
         else:
             runner = self._backends[bname].prepare(run_module, (example, *style_inputs))
-            with self._lock:
-                self._runners[rkey] = (run_module, runner)  # the module is held: its id stays unique
+            if style_inputs:  # a net without style inputs (MetaNet's generated nets) is never met again
+                with self._lock:
+                    self._runners[rkey] = (run_module, runner)  # the module is held: its id stays unique
         label = str(name) + opt_key + (f"+{Path(style_image).stem}" if isinstance(style_image, (str, Path)) else "")
         if style_vector is not None:
             label += f"[{vec_key[4:]}]"
@@ -306,7 +315,25 @@ class Stylizer:
         log.info("prepared %s on %s/%s in %.2f s", label, self.backend_name, self.device, state.prepared_s)
         with self._lock:
             self._cache[key] = state
+            self._evict()
         return state
+
+    def _evict(self) -> None:
+        """Keep at most ``max_cached_styles`` prepared states (least recently used go first, never the
+        active one), and the shared runners only while a kept state uses them: a long live session
+        that goes through a folder of style images does not keep every generated net. Caller holds
+        the lock."""
+        active = getattr(self, "_state", None)
+        while len(self._cache) > max(1, self.max_cached_styles):
+            key, state = next(iter(self._cache.items()))
+            if state is active:
+                self._cache.move_to_end(key)
+                key, state = next(iter(self._cache.items()))
+            del self._cache[key]
+            log.debug("dropped the prepared style %s (cache of %d)", state.name, self.max_cached_styles)
+        used = {id(s.runner) for s in self._cache.values()}
+        for rkey in [k for k, (_, r) in self._runners.items() if id(r) not in used]:
+            del self._runners[rkey]
 
     def activate(self, state: StyleState, crossfade: int | None = None) -> None:
         """Make ``state`` the active style from the next frame on (atomic)."""

@@ -109,3 +109,26 @@ def test_bank_style_switch_reuses_the_runner_and_matches_a_fresh_prepare(content
     assert st.state.runner is not first
     st.close()
     ref.close()
+
+
+def test_prepared_styles_are_kept_least_recently_used_first_never_the_active_one(content_photo: np.ndarray) -> None:
+    """The style cache is bounded: the least recently used state goes first, the active one stays, and a
+    shared runner is dropped with the last state that uses it."""
+    img = np.ascontiguousarray(content_photo[:96, :128])
+    st = Stylizer("msgnet.lite", frame_size=(128, 96))
+    st.max_cached_styles = 2
+    active = st.state  # the default bank style, prepared first: the oldest entry
+    scream = st.prepare("msgnet.lite", style_vector="the_scream")
+    st.prepare("msgnet.lite", style_vector="wave")  # over the limit: the active state is skipped
+    assert len(st._cache) == 2 and active in st._cache.values() and scream not in st._cache.values()
+    assert st.prepare("msgnet.lite", style_vector="the_scream") is not scream  # prepared again
+    st.stylize(img)
+    assert st.state is active
+    st.set_style("johnson.wave_lite", wait=True)
+    for _ in range(2):  # the MSG-Net states leave; so does their shared runner
+        st.prepare("johnson.starry_night_lite")
+        st.prepare("johnson.wave_lite")
+    assert all(s.spec.family == "johnson" for s in st._cache.values())
+    assert not st._runners  # Johnson nets have no style inputs: nothing shared is kept
+    assert st.stylize(img).shape == img.shape
+    st.close()

@@ -15,9 +15,10 @@ style, which is prepared before the stream starts; later style changes only pay 
 ``precision="int8"`` quantises the converted model with NNCF (post-training, the first convolution kept
 in f32, MIXED preset), calibrated on frames of the sample clip bundled with the package
 (:func:`sample_frames`), so the same int8 model is built on every machine without any data from the
-user. On the 2-core dev box it runs MetaNet's VGG16 pass at 192x151 px in ~21 ms instead of ~68 ms; the
-features move by ~10% of the median distance between two paintings and the generated nets' outputs
-by an RMS of 3-9 (of 255) where two styles differ by ~50 (``docs/metanet_encoder.json``): the live
+user. On the 2-core dev box it runs MetaNet's VGG16 pass at 192 px in ~16 ms instead of ~54 ms; a
+painting's features move by a median of 5.9 (normalised units) where two paintings lie >= 30.5 apart,
+and the generated nets' outputs by an RMS of ~4.5 (of 255) where two styles differ by >= 22
+(``docs/metanet_encoder.json``, ``tools/eval_style_encoder.py``): the live
 mode's choice, where the style change latency matters more than that.
 """
 from __future__ import annotations

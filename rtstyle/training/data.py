@@ -27,7 +27,15 @@ def load_rgb(path: str | Path, short_side: int | None = None, max_side: int | No
     """Read an image as RGB uint8 (greyscale and alpha converted), optionally resized."""
     import cv2
 
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)  # always 3-channel BGR
+    img = None
+    if max_side and not short_side and Path(path).suffix.lower() in (".jpg", ".jpeg"):
+        # libjpeg decodes at 1/2 scale in about half the time (a 1024 px painting shrunk to a style
+        # change's 384 px: 6 vs 12 ms); used only when the half-size image still covers max_side
+        img = cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_2)
+        if img is not None and max(img.shape[:2]) < max_side:
+            img = None
+    if img is None:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)  # always 3-channel BGR
     if img is None:
         raise ValueError(f"cannot read image {path}")
     return np.ascontiguousarray(fit_image(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), short_side, max_side))
