@@ -90,7 +90,19 @@ class Checkpointer:
                 raise ValueError(f"{self.path} was trained with {k}={state['config'].get(k)!r}, not {cfg.get(k)!r}; "
                                  "use a new --out or the same settings")
         for name, m in modules.items():
-            m.load_state_dict(state[name])
+            if isinstance(m, torch.optim.Optimizer):
+                # the command line's hyperparameters win over the saved ones (a resume with another
+                # --lr / decay changes them; the moments and step counts are kept)
+                wanted = [{k: v for k, v in g.items() if k != "params"} for g in m.param_groups]
+                m.load_state_dict(state[name])
+                for g, w in zip(m.param_groups, wanted):
+                    changed = {k: (g.get(k), v) for k, v in w.items() if isinstance(v, (int, float)) and g.get(k) != v}
+                    if changed:
+                        log.info("resume: optimiser settings from the command line: %s",
+                                 ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
+                    g.update(w)
+            else:
+                m.load_state_dict(state[name])
         step = int(state["step"])
         if self.hist_path.exists():
             self.history = [h for h in json.loads(self.hist_path.read_text()) if h.get("step", 0) <= step]

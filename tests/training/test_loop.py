@@ -53,3 +53,33 @@ def test_sigterm_saves_checkpoint_and_resume_continues(tmp_path: Path) -> None:
     assert res.returncode == 3, res.stderr[-2000:]
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     assert state["step"] == 7  # the signal interrupted step 7: steps 0..6 are in the checkpoint
+
+
+def test_resume_keeps_the_optimiser_state_but_takes_the_command_lines_settings(tmp_path: Path) -> None:
+    """A resumed run keeps Adam's moments and step counts, but a changed --lr / weight decay takes effect."""
+    from dataclasses import dataclass
+
+    from rtstyle.training._loop import Checkpointer
+
+    @dataclass
+    class Cfg:
+        width: int = 3
+
+    def setup(lr: float, wd: float) -> tuple[torch.nn.Linear, torch.optim.AdamW]:
+        torch.manual_seed(0)
+        m = torch.nn.Linear(3, 1)
+        return m, torch.optim.AdamW([{"params": [m.weight], "weight_decay": wd}, {"params": [m.bias]}], lr=lr)
+
+    m, opt = setup(1e-3, 0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        m(torch.ones(1, 3)).sum().backward()
+        opt.step()
+    Checkpointer(tmp_path, Cfg(), ("width",)).save({"model": m, "optim": opt}, 3)
+    m2, opt2 = setup(5e-4, 0.0)
+    assert Checkpointer(tmp_path, Cfg(), ("width",)).resume({"model": m2, "optim": opt2}, torch.device("cpu")) == 3
+    assert [g["lr"] for g in opt2.param_groups] == [5e-4, 5e-4]
+    assert opt2.param_groups[0]["weight_decay"] == 0.0
+    torch.testing.assert_close(opt2.state[m2.weight]["exp_avg"], opt.state[m.weight]["exp_avg"])
+    assert float(opt2.state[m2.weight]["step"]) == 3
+    torch.testing.assert_close(m2.weight, m.weight)
