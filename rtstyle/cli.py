@@ -511,6 +511,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                     content_weight=args.content_weight, style_weight=args.style_weight,
                                     tv_weight=args.tv_weight, head_decay=args.head_decay, flat_std=args.flat_std,
                                     init_from=args.init_from, init_style_gain=args.init_style_gain,
+                                    style_norms=args.style_norms, style_hue=args.style_hue,
                                     weight_norm_bound=args.weight_norm_bound,
                                     checkpoint_every=args.checkpoint_every, preview_every=args.preview_every,
                                     preview=args.preview, seed=args.seed, device=args.device)
@@ -863,10 +864,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--head-decay", type=float, default=0.1,
                    help="decoupled weight decay on the generator heads (holds the raw generated-weight norm down)")
     t.add_argument("--init-from", default=None, metavar="MODEL",
-                   help="warm start: every generated net starts as this trained Johnson net of the same --width/"
-                        "--n-res (registry name, e.g. johnson.wave_lite, or a checkpoint file); fresh runs only")
+                   help="warm start (fresh runs only): every generated net starts as this trained Johnson net of the "
+                        "same --width/--n-res (registry name, e.g. johnson.wave_lite, or a checkpoint file), or the "
+                        "run starts as this trained meta network (e.g. metanet.lite, or metanet:FILE) of the same "
+                        "--width/--n-res/--hidden/--rank/--style-size")
     t.add_argument("--init-style-gain", type=float, default=0.1,
                    help="with --init-from: initial scale of the style-dependent head weights (default init: 0.5)")
+    t.add_argument("--style-norms", action="store_true",
+                   help="also generate every instance norm's scale and shift and a colour transform of the output per "
+                        "style (+1.5 MB at the default size; starts at zero, so --init-from a meta network without "
+                        "them starts where it left off)")
+    t.add_argument("--style-hue", type=float, default=0.0, metavar="P",
+                   help="rotate the hue of a style crop by a random angle with probability P (more colour schemes to "
+                        "learn from than the style folder holds)")
     t.add_argument("--flat-std", type=float, default=0.02,
                    help="content crops with a pixel std below this (0..1 scale) are skipped as flat")
     t.add_argument("--weight-norm-bound", type=float, default=10.0,

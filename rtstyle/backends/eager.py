@@ -52,6 +52,10 @@ class EagerBackend(Backend):
 
     Options: ``precision`` fp32 | bf16 (autocast, CPU or CUDA) | fp16 (autocast, CUDA);
     ``extra["channels_last"]`` (default: on for CUDA, off for CPU where it measured slower).
+
+    ``prepare`` runs the model once on a small input (CPU: a check that it runs) or at full size
+    (CUDA: a warm-up); on the CPU a model marked ``prechecked = True`` by its builder (MetaNet's
+    generated nets: layout and finite weights checked when generated) is not run.
     """
 
     name = "eager"
@@ -77,6 +81,10 @@ class EagerBackend(Backend):
                 m = m.to(memory_format=torch.channels_last)
         runner = EagerRunner(m, device, prec, channels_last)
         runner.shared = shared
+        if device.type == "cpu" and getattr(model, "prechecked", False):
+            # a net whose builder checked its layout and weights (MetaNet's generated nets, one per style
+            # change): on the CPU the run below would check nothing more and delay the switch
+            return runner
         ex = tuple(t.to(device) for t in example_inputs)
         if device.type == "cpu":
             # A check that the model runs, not a warm-up: on the CPU eager has nothing to build per

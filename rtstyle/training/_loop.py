@@ -7,7 +7,7 @@ import logging
 import math
 import shlex
 import sys
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
@@ -83,8 +83,10 @@ class Checkpointer:
             return 0
         state = torch.load(self.path, map_location=device, weights_only=False)
         cfg = asdict(self.config)
+        # a setting added after the checkpoint was written counts as its default there
+        defaults = {f.name: f.default for f in fields(self.config) if f.default is not MISSING}
         for k in self.arch_keys:
-            if state["config"].get(k) != cfg.get(k):
+            if state["config"].get(k, defaults.get(k)) != cfg.get(k):
                 if self.arch_error is not None:
                     raise ValueError(self.arch_error.format(path=self.path))
                 raise ValueError(f"{self.path} was trained with {k}={state['config'].get(k)!r}, not {cfg.get(k)!r}; "

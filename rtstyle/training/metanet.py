@@ -46,7 +46,7 @@ from .data import ImageFolder, list_images, load_rgb
 from .losses import content_loss, gram, tv_loss
 from .vgg import load_vgg16
 
-__all__ = ["MetaNetTrainConfig", "flat_mask", "train_metanet"]
+__all__ = ["MetaNetTrainConfig", "flat_mask", "rotate_hue", "train_metanet"]
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,10 @@ class MetaNetTrainConfig:
     style_weight: float = 1e10
     tv_weight: float = 0.0
     head_decay: float = 0.1
-    init_from: str | None = None  # warm start: a trained Johnson net of the same width/depth (name or file)
+    init_from: str | None = None  # warm start: a trained Johnson net of the same width/depth, or a meta network
     init_style_gain: float = 0.1
+    style_norms: bool = False  # also generate the instance norms' affines and a colour transform
+    style_hue: float = 0.0  # probability that a style crop's hue is rotated (a random angle)
     flat_std: float = 0.02
     weight_norm_bound: float = 10.0
     checkpoint_every: int = 200
@@ -90,7 +92,7 @@ class MetaNetTrainConfig:
 
     @property
     def arch(self) -> MetaNetArch:
-        return MetaNetArch(self.width, self.n_res, self.hidden, self.rank or None, self.style_size)
+        return MetaNetArch(self.width, self.n_res, self.hidden, self.rank or None, self.style_size, self.style_norms)
 
 
 def flat_mask(x: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -140,15 +142,29 @@ def _crop(img: torch.Tensor, rng: np.random.Generator, min_frac: float) -> torch
     return img[..., y : y + ch, x : x + cw]
 
 
-def _load_transformer(name: str) -> torch.nn.Module:
-    """A registry name (``johnson.wave_lite``) or a Johnson checkpoint file -> its TransformerNet (CPU)."""
+def _load_init(name: str) -> torch.nn.Module:
+    """A registry name (``johnson.wave_lite``, ``metanet.lite``) or a Johnson / meta network file -> its
+    TransformerNet or MetaNet (CPU, fp32)."""
     from ..models import create_model
     from ..models.johnson import TransformerNet
 
     net = create_model(name)
-    if not isinstance(net, TransformerNet):
-        raise ValueError(f"--init-from {name}: not a Johnson TransformerNet ({type(net).__name__})")
+    if not isinstance(net, (TransformerNet, MetaNet)):
+        raise ValueError(f"--init-from {name}: neither a Johnson TransformerNet nor a MetaNet ({type(net).__name__})")
     return net.float().cpu()
+
+
+def rotate_hue(img: torch.Tensor, angle: float) -> torch.Tensor:
+    """``(N, 3, H, W)`` RGB in [0, 1] with its hue rotated by ``angle`` radians (a rotation of the
+    chroma plane of YIQ: luma kept; clipped to [0, 1])."""
+    c, s = math.cos(angle), math.sin(angle)
+    yiq = _RGB_TO_YIQ.to(img)
+    rot = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]]).to(img)
+    m = torch.linalg.inv(yiq) @ rot @ yiq
+    return torch.einsum("oc,nchw->nohw", m, img).clamp(0.0, 1.0)
+
+
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
 def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
@@ -176,33 +192,46 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
     data = ImageFolder(cfg.content, cfg.size, seed=cfg.seed)
     log.info("MetaNet: %d training styles (%d held out), %d content images", len(styles), len(held_files), len(data))
 
-    meta = MetaNet(cfg.width, cfg.n_res, cfg.hidden, cfg.rank or None, cfg.style_size).to(dev)
+    meta = MetaNet(cfg.width, cfg.n_res, cfg.hidden, cfg.rank or None, cfg.style_size, cfg.style_norms).to(dev)
+    init = _load_init(cfg.init_from) if cfg.init_from else None  # a resumed run then overwrites it
+    if isinstance(init, MetaNet):
+        if init.vgg_sha256 and init.vgg_sha256 != vgg_sha:
+            raise ValueError(f"--init-from {cfg.init_from} was trained with another VGG16 file than {vgg_file}")
+        if init.arch.style_size != cfg.style_size:
+            raise ValueError(f"--init-from {cfg.init_from} has style size {init.arch.style_size}, not {cfg.style_size}")
+        meta.init_from_meta(init.to(dev))  # its feature centring and scaling too: its FC was trained on them
+        log.info("MetaNet: starts as the meta network %s", cfg.init_from)
+    else:
+        if init is not None:
+            meta.init_from(init, cfg.init_style_gain)
+            log.info("MetaNet: every generated net starts as %s (style gain %g)", cfg.init_from, cfg.init_style_gain)
+        with torch.no_grad():  # input centring and scaling from the whole styles (restored by a resume)
+            all_feats = torch.cat([style_features(vgg, resize_long(s.to(dev), cfg.style_size)) for s in styles])
+            meta.set_feature_stats(all_feats)
     meta.vgg_sha256 = vgg_sha
     meta.attach_vgg(vgg)
-    if cfg.init_from:  # a resumed run then overwrites these with its checkpoint
-        meta.init_from(_load_transformer(cfg.init_from), cfg.init_style_gain)
-        log.info("MetaNet: every generated net starts as %s (style gain %g)", cfg.init_from, cfg.init_style_gain)
-    with torch.no_grad():  # input centring and scaling from the whole styles (restored by a resume)
-        all_feats = torch.cat([style_features(vgg, resize_long(s.to(dev), cfg.style_size)) for s in styles])
-        meta.set_feature_stats(all_feats)
     head_params = list(meta.heads.parameters())
     ids = {id(p) for p in head_params}
     opt = torch.optim.AdamW([{"params": head_params, "weight_decay": cfg.head_decay},
                              {"params": [p for p in meta.parameters() if id(p) not in ids], "weight_decay": 0.0}],
                             lr=cfg.lr)
     counters = _Counters()
-    ck = Checkpointer(out, cfg, ("width", "n_res", "hidden", "rank"))
+    ck = Checkpointer(out, cfg, ("width", "n_res", "hidden", "rank", "style_norms"))
     modules: dict[str, Any] = {"model": meta, "optim": opt, "counters": counters}
     step = ck.resume(modules, dev)
     if step:
         data.rng = np.random.default_rng(cfg.seed + 7 + step)
 
     def style_of_block(block: int) -> tuple[int, torch.Tensor]:
-        """The style (and crop) of the block of ``style_every`` steps: every style once per round, in a
-        shuffled order; a function of (seed, block) only, so a resumed run continues the same sequence."""
+        """The style (and crop, and hue rotation) of the block of ``style_every`` steps: every style once
+        per round, in a shuffled order; a function of (seed, block) only, so a resumed run continues the
+        same sequence."""
         n = len(styles)
         k = int(np.random.default_rng([cfg.seed, block // n]).permutation(n)[block % n])
-        img = resize_long(_crop(styles[k], np.random.default_rng([cfg.seed, block, 1]), cfg.style_crop), cfg.style_size)
+        rng = np.random.default_rng([cfg.seed, block, 1])
+        img = resize_long(_crop(styles[k], rng, cfg.style_crop), cfg.style_size)
+        if cfg.style_hue > 0 and rng.random() < cfg.style_hue:
+            img = rotate_hue(img, float(rng.uniform(-math.pi, math.pi)))
         return k, img.to(dev)
 
     prev = load_rgb(cfg.preview, max_side=256) if cfg.preview else data.images[0]
@@ -301,6 +330,7 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
             "weights": {"content": cfg.content_weight, "style": cfg.style_weight, "tv": cfg.tv_weight},
             "lr": cfg.lr,
             "head_decay": cfg.head_decay,
+            "style_hue": cfg.style_hue,
             "initialised_from": cfg.init_from,
             "vgg_sha256": vgg_sha,
             "training_report": report,

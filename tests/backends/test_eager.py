@@ -54,3 +54,25 @@ def test_cpu_runner_shares_an_eval_module_and_refit_copies_first(frames, referen
     trainee = tnet_factory(seed=3).train()  # a module in training mode is copied, not switched to eval
     create_backend("eager").prepare(trainee, (frames[0],))
     assert trainee.training
+
+
+def test_cpu_prepare_checks_a_model_by_running_it_unless_prechecked(frames, reference, psnr_db, tnet_factory) -> None:
+    """On the CPU prepare runs the model once on a small input (a broken model fails there, before it
+    goes live); a model its builder marked ``prechecked`` (MetaNet's generated nets) is not run."""
+    calls: list[tuple[int, ...]] = []
+    net = tnet_factory(seed=4)
+    net.register_forward_pre_hook(lambda m, args: calls.append(tuple(args[0].shape)))
+    runner = create_backend("eager").prepare(net, (frames[0],))
+    assert len(calls) == 1 and min(calls[0][-2:]) <= 64 < min(frames[0].shape[-2:])
+    net.prechecked = True
+    calls.clear()
+    runner = create_backend("eager").prepare(net, (frames[0],))
+    assert calls == []
+    assert psnr_db(runner(frames[0]), reference(net, frames[0])) >= 60
+
+    class Broken(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("broken")
+
+    with pytest.raises(RuntimeError, match="broken"):
+        create_backend("eager").prepare(Broken(), (frames[0],))

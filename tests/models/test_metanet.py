@@ -76,6 +76,93 @@ def test_generated_state_dict_has_the_exact_transformernet_layout(width: int, n_
     net.load_state_dict({k: v.detach() for k, v in sd.items()}, strict=True)
 
 
+class _Const(torch.nn.Module):
+    """Stands in for the style-norm head: always outputs ``d``."""
+
+    def __init__(self, d: torch.Tensor) -> None:
+        super().__init__()
+        self.d = d
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.d[None].expand(h.shape[0], -1)
+
+
+def test_style_norms_extend_a_trained_meta_network_without_changing_it(content_photo: np.ndarray) -> None:
+    """A meta network with style norms warm-started from one without starts out generating the same nets
+    (the head starts at zero); the nets keep the exact TransformerNet layout and reload as plain nets."""
+    torch.manual_seed(1)
+    old = MetaNet(4, 2, hidden=4)
+    with torch.no_grad():
+        old.fixed.deconv3.conv2d.weight.mul_(40.0)
+        old.fixed.deconv3.conv2d.bias.add_(128.0)
+    new = MetaNet(4, 2, hidden=4, style_norms=True).init_from_meta(old)
+    assert new.arch.style_norms and count_parameters(new.arch)["total"] == sum(p.numel() for p in new.parameters())
+    x = torch.from_numpy(content_photo[:64, :96].copy()).permute(2, 0, 1)[None].float()
+    f = torch.randn(1, FEATURE_DIM)
+    with torch.no_grad():
+        torch.testing.assert_close(new.stylise(x, f), old.stylise(x, f), rtol=0, atol=0)
+        torch.nn.init.normal_(new.norm_head.weight)  # now the norms and colours depend on the style
+        a, b = new.generate_from_features(f), new.generate_from_features(torch.randn(1, FEATURE_DIM))
+        assert not torch.equal(a.in1.weight, b.in1.weight) and not torch.equal(a.res2.in2.bias, b.res2.in2.bias)
+        assert not torch.equal(a.deconv3.conv2d.weight, b.deconv3.conv2d.weight)
+        plain = TransformerNet(4, 2).eval()
+        plain.load_state_dict(a.state_dict(), strict=True)
+        torch.testing.assert_close(plain(x), new.stylise(x, f), rtol=1e-5, atol=1e-3)
+    with pytest.raises(ValueError, match="style norms"):
+        MetaNet(4, 2, hidden=4).init_from_meta(new)
+    with pytest.raises(ValueError, match="hidden"):
+        MetaNet(4, 2, hidden=8, style_norms=True).init_from_meta(old)
+
+
+def test_style_norms_set_the_norm_affines_and_fold_a_colour_transform_into_the_last_conv() -> None:
+    """The head's numbers, in order: each instance norm's scale and shift deltas, a 3x3 colour matrix
+    (about the identity), an offset in units of 64 levels; the colour transform is exactly
+    ``y -> M y + c`` on the net's output."""
+    torch.manual_seed(2)
+    meta = MetaNet(4, 1, hidden=4, style_norms=True).eval()
+    f = torch.randn(1, FEATURE_DIM)
+    x = torch.rand(1, 3, 32, 48) * 255
+    with torch.no_grad():
+        base = meta.stylise(x, f)
+        n_norm = meta.norm_head.out_features - 12
+        dm, dc = torch.tensor([[0.1, -0.2, 0.0], [0.05, 0.3, 0.1], [0.0, 0.0, -0.4]]), torch.tensor([0.5, -1.0, 0.25])
+        meta.norm_head = _Const(torch.cat([torch.zeros(n_norm), dm.flatten(), dc]))
+        got = meta.stylise(x, f)
+        want = torch.einsum("oc,nchw->nohw", torch.eye(3) + dm, base) + 64.0 * dc.view(1, 3, 1, 1)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
+        d = torch.zeros(n_norm + 12)
+        d[0] = 0.5  # in1: scale of channel 0
+        d[4 + 1] = -0.25  # in1 (4 channels): shift of channel 1
+        meta.norm_head = _Const(d)
+        sd = meta.generate_state_dict(f)
+        torch.testing.assert_close(sd["in1.weight"] - meta.fixed.in1.weight, torch.tensor([0.5, 0, 0, 0]))
+        torch.testing.assert_close(sd["in1.bias"] - meta.fixed.in1.bias, torch.tensor([0, -0.25, 0, 0]))
+        torch.testing.assert_close(sd["res1.in1.weight"], meta.fixed.res1.in1.weight)
+
+
+def test_generated_nets_are_checked_finite_and_marked_prechecked() -> None:
+    """Every generated tensor is checked finite when the net is built (so the eager CPU backend need not
+    run it before a style change goes live); a non-finite one is refused with the style named."""
+    torch.manual_seed(5)
+    meta = MetaNet(4, 1, hidden=4).eval()
+    net = meta.generate_from_features(torch.randn(1, FEATURE_DIM), "good")
+    assert net.prechecked
+    other = meta.generate_from_features(torch.randn(1, FEATURE_DIM), "other")  # built from the same skeleton
+    assert not {id(m) for m in net.modules()} & {id(m) for m in other.modules()}
+    assert not torch.equal(net.conv2.conv2d.weight, other.conv2.conv2d.weight)
+    other.register_forward_hook(lambda *a: None)
+    other.res1.in1.weight = torch.nn.Parameter(torch.zeros(16))
+    assert not net._forward_hooks and float(net.res1.in1.weight.abs().sum()) > 0
+    x = torch.rand(1, 3, 32, 32) * 255
+    ref = TransformerNet(4, 1).eval()
+    ref.load_state_dict(net.state_dict())
+    torch.testing.assert_close(net(x), ref(x), rtol=0, atol=0)
+    with torch.no_grad():
+        meta.heads["conv2"].out.bias[0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite.*conv2.*bad"):
+        meta.generate_from_features(torch.randn(1, FEATURE_DIM), "bad")
+
+
 def test_stylise_equals_generate_then_forward_and_is_differentiable() -> None:
     torch.manual_seed(0)
     meta = MetaNet(4, 2, hidden=8)
@@ -216,7 +303,8 @@ def test_save_and_load_round_trip(vgg: torch.nn.Module, style_pair, tmp_path: Pa
     with safe_open(str(p), framework="pt") as f:
         md = f.metadata()
     assert md["format"] == "rtstyle.metanet/1" and md["vgg_sha256"] == sha
-    assert json.loads(md["arch"]) == {"width": 4, "n_res": 1, "hidden": 8, "rank": None, "style_size": STYLE_SIZE}
+    assert json.loads(md["arch"]) == {"width": 4, "n_res": 1, "hidden": 8, "rank": None, "style_size": STYLE_SIZE,
+                                      "style_norms": False}
     for ref in (f"metanet:{p}", str(p)):  # forced family, and detected from a bare path
         meta = create_model(ref, vgg=vgg16_path)
         assert isinstance(meta, MetaNet) and meta.spec.family == "metanet" and meta.spec.needs_style_image

@@ -10,7 +10,7 @@ import torch
 
 from rtstyle.models import create_model
 from rtstyle.models.metanet import MetaNet
-from rtstyle.training.metanet import MetaNetTrainConfig, flat_mask, train_metanet
+from rtstyle.training.metanet import MetaNetTrainConfig, flat_mask, rotate_hue, train_metanet
 
 TINY = dict(batch=2, size=48, style_size=64, style_every=3, width=4, n_res=1, hidden=8, lr=1e-2,
             checkpoint_every=4, preview_every=6, command="test")
@@ -206,4 +206,55 @@ def test_warm_start_from_a_johnson_checkpoint(vgg16_path: Path, shared: Path, st
     bad = MetaNetTrainConfig(content=str(data), styles=str(styles), out=str(tmp_path / "run2"), vgg=str(vgg16_path),
                              steps=1, init_from="johnson.wave_lite", **dict(TINY, preview_every=0))
     with pytest.raises(ValueError, match="warm start needs"):
+        train_metanet(bad, progress=False)
+
+
+def test_rotate_hue_keeps_luma_and_turns_colours(shared: Path) -> None:
+    from rtstyle.training.data import load_rgb
+
+    img = torch.from_numpy(load_rgb(shared / "media" / "styles" / "mondrian.jpg", max_side=64)).permute(2, 0, 1)[None]
+    img = img.float() / 255.0
+    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    torch.testing.assert_close(rotate_hue(img, 0.0), img, rtol=0, atol=1e-5)
+    torch.testing.assert_close(rotate_hue(img, 2 * np.pi), img, rtol=0, atol=1e-5)
+    half = rotate_hue(img, np.pi)
+    inside = ((half > 0.001) & (half < 0.999)).all(1, keepdim=True)  # not clipped
+    torch.testing.assert_close(((half * luma).sum(1, keepdim=True))[inside], ((img * luma).sum(1, keepdim=True))[inside],
+                               rtol=0, atol=1e-4)
+    # pure red turns towards cyan half way round
+    red = torch.tensor([0.8, 0.2, 0.2]).view(1, 3, 1, 1)
+    r, g, b = rotate_hue(red, np.pi).flatten().tolist()
+    assert g > r and b > r
+
+
+def test_warm_start_from_a_meta_network_adds_style_norms(vgg16_path: Path, shared: Path, styles: Path,
+                                                          tmp_path: Path) -> None:
+    """``init_from`` a trained meta network (file): the run starts as that network (its feature scaling
+    too); with ``style_norms`` the new head learns while everything else is carried over; resumable."""
+    data = tmp_path / "data"
+    _photos(shared, data, 4)
+    first = MetaNetTrainConfig(content=str(data), styles=str(styles), out=str(tmp_path / "a"), vgg=str(vgg16_path),
+                               steps=3, exclude=("wave",), **dict(TINY, preview_every=0))
+    a = create_model(train_metanet(first, progress=False), vgg=vgg16_path).float()
+    frozen = MetaNetTrainConfig(content=str(data), styles=str(styles), out=str(tmp_path / "b"), vgg=str(vgg16_path),
+                                steps=2, init_from=f"metanet:{tmp_path / 'a' / 'metanet_lite.safetensors'}",
+                                style_norms=True, style_hue=1.0, **dict(TINY, lr=0.0, preview_every=0))
+    b = create_model(train_metanet(frozen, progress=False), vgg=vgg16_path).float()
+    assert b.arch.style_norms and not a.arch.style_norms
+    torch.testing.assert_close(b.feat_scale, a.feat_scale)
+    x = torch.rand(1, 3, 32, 48) * 255
+    f = torch.randn(1, 1920)
+    with torch.no_grad():
+        torch.testing.assert_close(b.stylise(x, f), a.stylise(x, f), rtol=0, atol=0.02)
+    learn = MetaNetTrainConfig(content=str(data), styles=str(styles), out=str(tmp_path / "c"), vgg=str(vgg16_path),
+                               steps=3, init_from=frozen.init_from, style_norms=True, style_hue=0.5,
+                               **dict(TINY, preview_every=0))
+    c = create_model(train_metanet(learn, progress=False), vgg=vgg16_path).float()
+    assert float(c.norm_head.weight.abs().max()) > 0
+    learn.steps = 5  # resume: the checkpoint carries the style-norm head
+    c5 = create_model(train_metanet(learn, progress=False), vgg=vgg16_path).float()
+    assert c5.spec.extra["steps"] == 5 and c5.spec.extra["style_hue"] == 0.5
+    bad = MetaNetTrainConfig(content=str(data), styles=str(styles), out=str(tmp_path / "d"), vgg=str(vgg16_path),
+                             steps=1, init_from=frozen.init_from, **dict(TINY, hidden=4, preview_every=0))
+    with pytest.raises(ValueError, match="hidden"):
         train_metanet(bad, progress=False)
