@@ -31,7 +31,8 @@ def _load(model: str, vgg_path: str | None) -> Any:
     if model.endswith(".pt"):
         ck = torch.load(model, map_location="cpu", weights_only=False)
         c = ck["config"]
-        meta = MetaNet(c["width"], c["n_res"], c["hidden"], c["rank"] or None, c["style_size"])
+        meta = MetaNet(c["width"], c["n_res"], c["hidden"], c["rank"] or None, c["style_size"],
+                       c.get("style_norms", False))
         meta.load_state_dict(ck["model"])
         meta.vgg_path = vgg_path or c.get("vgg")
         return meta.eval(), int(ck["step"])

@@ -38,6 +38,22 @@ width-16 net (415,504 generated numbers) full heads of 64 would need 28.7 M para
 8.8 M parameters, 17.6 MB (``hidden=128, rank=16``: 10.5 M, 21.1 MB).
 :func:`count_parameters` gives the exact figure for any setting.
 
+Style norms (``style_norms=True``, an extension of the paper; the shipped ``metanet.lite`` has it). In
+the paper's design the style reaches the output only through the directions of the generated filters:
+every instance norm after them removes their scale and offset, and the shared last conv fixes how the
+final features map to RGB, so a style's palette is hard to reach (the 20,000-step net without it gave
+Cassatt's and Hokusai's paintings nets that looked alike, both near the warm-start wave net's blue and
+beige). One more linear head, from all the hidden features (``14 x 64``), writes per style
+
+* a delta on every instance norm's scale and shift (what conditional instance norm learns per style,
+  Dumoulin et al. 2017): 2 x 400 numbers at width 8, and
+* a colour transform ``y -> M y + c`` of the output (``M`` = identity + 3x3, ``c`` in units of 64
+  levels), folded into the last conv's weights and bias (exact: nothing follows ``deconv3``),
+
+so the generated net is still a plain TransformerNet. The head has no bias and starts at zero: a meta
+network trained without it and extended with it (:meth:`MetaNet.init_from_meta`) starts out
+generating exactly the nets it generated. ``896 x 812`` = 727,552 more parameters (+1.5 MB fp16).
+
 Bounded generated weights. Every generated conv is followed by an instance norm, which removes any
 per-filter scale and bias. The loss is therefore blind to the norm of each generated filter, and
 gradient descent on scale-invariant weights makes their norm grow steadily (each update is orthogonal
@@ -313,6 +329,8 @@ class MetaNet(nn.Module):
         hidden: FC features per generated layer.
         rank: ``None`` for full heads, else the rank of factorised heads.
         style_size: longer side of style images when encoded.
+        style_norms: also generate the instance norms' affines and an output colour transform per
+            style (see the module docstring).
 
     Also a Stylizer model: ``forward(content, feats)`` stylises with the net generated from
     ``feats`` (:meth:`encode_style` gives them); :meth:`specialise` returns the generated net itself,

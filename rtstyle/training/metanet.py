@@ -9,6 +9,13 @@ perceptual loss: content at relu2_2, Gram style loss at relu1_2, relu2_2, relu3_
 that style crop, optional total variation. Adam (AdamW: decay on the heads only, see below);
 resumable checkpoints (``<out>/checkpoint.pt``; rerun the command to resume).
 
+Options beyond the paper: ``init_from`` a trained Johnson net (every generated net starts as it) or a
+trained meta network (the run starts as it: more training, or adding the style-norm head);
+``style_norms`` (per-style instance-norm affines and an output colour transform, see
+:mod:`rtstyle.models.metanet`); ``style_hue`` (that fraction of the style crops get their hue rotated
+by a random angle: more colour schemes to learn from than the style folder holds, which the generated
+nets' colours need to follow unseen paintings).
+
 Guards (detect, skip, report; never crash):
 
 * flat content crops (per-image std below ``flat_std``: a blank sky, a black frame) are dropped from
