@@ -260,10 +260,12 @@ def count_parameters(arch: MetaNetArch) -> dict[str, int]:
         heads = sum(arch.hidden * arch.rank + (arch.rank + 1) * lay.n_out for lay in layers)
     else:
         heads = (arch.hidden + 1) * n_gen
-    full = sum(p.numel() for p in TransformerNet(arch.width, arch.n_res).parameters())
+    with torch.device("meta"):
+        net = TransformerNet(arch.width, arch.n_res)
+    full = sum(p.numel() for p in net.parameters())
     shared = full - n_gen
     if arch.style_norms:
-        n_norm = _n_style_norm_outputs(arch.width, arch.n_res)
+        n_norm = _n_style_norm_outputs(_norm_layers(net))
         heads += arch.hidden * len(layers) * n_norm
         n_gen += n_norm
     return {"fc": fc, "heads": heads, "shared": shared, "total": fc + heads + shared, "generated": n_gen}
@@ -274,12 +276,10 @@ def _norm_layers(net: TransformerNet) -> list[tuple[str, int]]:
     return [(name, m.num_features) for name, m in net.named_modules() if isinstance(m, nn.InstanceNorm2d)]
 
 
-def _n_style_norm_outputs(width: int, n_res: int) -> int:
+def _n_style_norm_outputs(norm_layers: list[tuple[str, int]]) -> int:
     """Numbers the style-norm head writes: every instance norm's scale and shift, and the 3x3 + 3 colour
     transform of the last conv."""
-    with torch.device("meta"):
-        net = TransformerNet(width, n_res)
-    return 2 * sum(c for _, c in _norm_layers(net)) + _COLOUR_PARAMS
+    return 2 * sum(c for _, c in norm_layers) + _COLOUR_PARAMS
 
 
 class _ScaledLinear(nn.Linear):
@@ -365,7 +365,7 @@ class MetaNet(nn.Module):
             # style-dependent deltas only (no bias: the shared trained affines are the base); zero at
             # first, so a meta network extended with this head starts out computing what it computed
             fan = self.arch.hidden * len(self.layers)
-            n_out = 2 * sum(c for _, c in self.norm_layers) + _COLOUR_PARAMS
+            n_out = _n_style_norm_outputs(self.norm_layers)
             self.norm_head = _ScaledLinear(fan, n_out, _STYLE_NORM_GAIN / math.sqrt(fan), bias=False)
             nn.init.zeros_(self.norm_head.weight)
         self.vgg_path: str | None = None  # where to load the VGG16 from (None: resolve_weight)
@@ -481,7 +481,8 @@ class MetaNet(nn.Module):
     def generate_weights(self, feats: torch.Tensor, with_stats: bool = False
                          ) -> dict[str, torch.Tensor] | tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Features ``(1, 1920)`` -> the generated layers' tensors (differentiable), keyed as in
-        ``TransformerNet.state_dict()``.
+        ``TransformerNet.state_dict()``; with style norms also every instance norm's affine and the
+        last conv (its colour transform folded in).
 
         With ``with_stats``, also returns ``(L,)``: each layer's raw (pre-normalisation) filter RMS in
         units of its He scale (about 1 at initialisation): what grows if training drifts.

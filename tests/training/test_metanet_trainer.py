@@ -258,3 +258,6 @@ def test_warm_start_from_a_meta_network_adds_style_norms(vgg16_path: Path, share
                              steps=1, init_from=frozen.init_from, **dict(TINY, hidden=4, preview_every=0))
     with pytest.raises(ValueError, match="hidden"):
         train_metanet(bad, progress=False)
+    with pytest.raises(ValueError, match="style_hue"):
+        train_metanet(MetaNetTrainConfig(content=str(data), styles=str(styles), out=str(tmp_path / "e"),
+                                         vgg=str(vgg16_path), steps=1, style_hue=1.5, **TINY), progress=False)
