@@ -409,11 +409,12 @@ class MetaNet(nn.Module):
 
     @torch.no_grad()
     def init_from_meta(self, other: "MetaNet") -> "MetaNet":
-        """Warm start from a trained meta network of the same width, depth, hidden size and rank: every
-        tensor is copied (feature centring and scaling included); a style-norm head that ``other`` lacks
-        stays at zero, so this meta network starts out generating exactly ``other``'s nets."""
+        """Warm start from a trained meta network of the same width, depth, hidden size, rank and style
+        size (its features, hence its FC, depend on it): every tensor is copied (feature centring and
+        scaling included); a style-norm head that ``other`` lacks stays at zero, so this meta network
+        starts out generating exactly ``other``'s nets."""
         mine, theirs = asdict(self.arch), asdict(other.arch)
-        for k in ("width", "n_res", "hidden", "rank"):
+        for k in ("width", "n_res", "hidden", "rank", "style_size"):
             if mine[k] != theirs[k]:
                 raise ValueError(f"warm start from a meta network with {k}={theirs[k]!r}, this one has {mine[k]!r}")
         if other.arch.style_norms and not self.arch.style_norms:

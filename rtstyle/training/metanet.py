@@ -206,8 +206,6 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
     if isinstance(init, MetaNet):
         if init.vgg_sha256 and init.vgg_sha256 != vgg_sha:
             raise ValueError(f"--init-from {cfg.init_from} was trained with another VGG16 file than {vgg_file}")
-        if init.arch.style_size != cfg.style_size:
-            raise ValueError(f"--init-from {cfg.init_from} has style size {init.arch.style_size}, not {cfg.style_size}")
         meta.init_from_meta(init.to(dev))  # its feature centring and scaling too: its FC was trained on them
         log.info("MetaNet: starts as the meta network %s", cfg.init_from)
     else:

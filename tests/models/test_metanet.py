@@ -112,6 +112,8 @@ def test_style_norms_extend_a_trained_meta_network_without_changing_it(content_p
         MetaNet(4, 2, hidden=4).init_from_meta(new)
     with pytest.raises(ValueError, match="hidden"):
         MetaNet(4, 2, hidden=8, style_norms=True).init_from_meta(old)
+    with pytest.raises(ValueError, match="style_size"):
+        MetaNet(4, 2, hidden=4, style_size=128, style_norms=True).init_from_meta(old)
 
 
 def test_style_norms_set_the_norm_affines_and_fold_a_colour_transform_into_the_last_conv() -> None:
