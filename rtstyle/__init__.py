@@ -1,8 +1,13 @@
 """rtstyle: real-time neural style transfer for webcams, video files and streams."""
 from __future__ import annotations
 
-from .frame import Frame
-from .models import ModelSpec, create_model, list_models
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .frame import Frame
+    from .models import ModelSpec, create_model, list_models
+    from .pipeline import Pipeline
+    from .stylizer import Stylizer
 
 __version__ = "0.1.0"
 
@@ -10,7 +15,16 @@ __all__ = ["Frame", "ModelSpec", "Pipeline", "Stylizer", "create_model", "list_m
 
 
 def __getattr__(name: str):
-    # Heavy pieces (PyAV, OpenCV, threads) load on first use.
+    # Heavy pieces (torch, PyAV, OpenCV, threads) load on first use: `rtstyle --help` and argument
+    # errors need none of them.
+    if name == "Frame":
+        from .frame import Frame
+
+        return Frame
+    if name in ("ModelSpec", "create_model", "list_models"):
+        from . import models
+
+        return getattr(models, name)
     if name == "Stylizer":
         from .stylizer import Stylizer
 

@@ -100,7 +100,9 @@ def pipeline_run(clip: Path, out: Path, model: str, backend: str, precision: str
     st = Stylizer(model, backend=backend, precision=precision, device=device)
     with VideoFileSource(str(clip)) as src:
         st.set_frame_size(src.info.width, src.info.height)
-        sink = VideoFileSink(str(out), fps=src.info.fps, time_base=src.info.extra.get("time_base"), preset=preset)
+        # overwrite: the benchmark's own scratch file ("openvino" and "openvino:int8" share a name)
+        sink = VideoFileSink(str(out), fps=src.info.fps, time_base=src.info.extra.get("time_base"), preset=preset,
+                             overwrite=True)
         prep = time.perf_counter() - t0
         pipe = Pipeline(src, st, [sink], on_frame=keep)
         pipe.run()
@@ -152,9 +154,12 @@ def live_run(model: str, backend: str, precision: str, device: str, size: tuple[
 
 
 def run_bench(model: str, backends: list[str], size: tuple[int, int] | int = (640, 480), frames: int = 30,
-              device: str = "cpu", precision: str = "fp32", clip_src: str | Path | None = None,
+              device: str = "cpu", precision: str = "auto", clip_src: str | Path | None = None,
               live_seconds: float = 0.0, live_size: int | None = None, print_table: bool = True) -> dict[str, Any]:
-    """Naive loop vs rtstyle file mode per backend, plus pure-inference fps, on one clip."""
+    """Naive loop vs rtstyle file mode per backend, plus pure-inference fps, on one clip.
+
+    ``backends`` items are ``name`` (at ``precision``) or ``name:precision``; with ``auto`` each result
+    names the precision chosen and why (``precision_reason``)."""
     from .models import create_model
 
     if isinstance(size, int):
@@ -168,19 +173,24 @@ def run_bench(model: str, backends: list[str], size: tuple[int, int] | int = (64
         rep["naive"] = naive
         # fp32 eager reference frames for the quality check
         ref_rep, ref = pipeline_run(clip, tdp / "ref.mp4", model, "eager", "fp32", device)
-        for b in backends:
-            prec = precision
-            name = f"{b}/{prec}"
+        rep["eager_fp32"] = {"pipeline_fps": ref_rep["fps"]}
+        for item in backends:
+            b, _, prec = item.partition(":")  # "openvino:int8" pins a precision for one backend
+            prec = prec or precision
             try:
                 r, kept = pipeline_run(clip, tdp / f"{b}.mp4", model, b, prec, device)
                 inf = inference_fps(model, b, prec, device, size)
             except Exception as e:  # noqa: BLE001 - one failing backend must not end the comparison
-                rep["results"][name] = {"error": f"{type(e).__name__}: {e}"}
+                rep["results"][f"{b}/{prec}"] = {"error": f"{type(e).__name__}: {e}"}
                 continue
             q = [psnr(kept[i], ref[i]) for i in sorted(set(kept) & set(ref))]
+            name = f"{b}/{r['precision']}" + (" (auto)" if prec == "auto" else "")
             rep["results"][name] = {
+                "precision": r["precision"],
+                "precision_reason": r.get("precision_reason", ""),
                 "pipeline_fps": r["fps"],
                 "speedup_vs_naive": r["fps"] / naive["fps"],
+                "speedup_vs_eager_fp32": r["fps"] / ref_rep["fps"],
                 "inference_fps": inf["fps"],
                 "pipeline_over_inference": r["fps"] / inf["fps"],
                 "psnr_vs_eager_fp32_db": min(q) if q else None,
@@ -190,19 +200,24 @@ def run_bench(model: str, backends: list[str], size: tuple[int, int] | int = (64
     if live_seconds > 0:
         from .backends import resolve_backend
 
-        rep["live"] = live_run(model, resolve_backend("auto", device), "fp32", device, (640, 480), live_size, live_seconds)
+        rep["live"] = live_run(model, resolve_backend("auto", device), precision, device, (640, 480), live_size, live_seconds)
         rep["live"]["backend"] = resolve_backend("auto", device)
     if print_table:
         print(f"model {model}  frames {frames} at {size[0]}x{size[1]}  device {device}")
         print(f"naive loop (decode -> eager fp32 -> encode, 1 thread): {naive['fps']:.2f} fps")
-        print(f"{'backend':<16}{'pipeline fps':>14}{'x naive':>9}{'infer fps':>11}{'e2e/infer':>11}{'PSNR dB':>9}")
+        print(f"rtstyle file mode, eager fp32: {ref_rep['fps']:.2f} fps")
+        print(f"{'backend':<22}{'pipeline fps':>14}{'x naive':>9}{'x eager fp32':>14}{'infer fps':>11}{'e2e/infer':>11}"
+              f"{'PSNR dB':>9}")
         for name, r in rep["results"].items():
             if "error" in r:
-                print(f"{name:<16}  {r['error']}")
+                print(f"{name:<22}  {r['error']}")
                 continue
             ps = r["psnr_vs_eager_fp32_db"]
-            print(f"{name:<16}{r['pipeline_fps']:>14.2f}{r['speedup_vs_naive']:>9.2f}{r['inference_fps']:>11.2f}"
-                  f"{r['pipeline_over_inference']:>11.2f}{(ps if ps is not None else float('nan')):>9.1f}")
+            print(f"{name:<22}{r['pipeline_fps']:>14.2f}{r['speedup_vs_naive']:>9.2f}{r['speedup_vs_eager_fp32']:>14.2f}"
+                  f"{r['inference_fps']:>11.2f}{r['pipeline_over_inference']:>11.2f}"
+                  f"{(ps if ps is not None else float('nan')):>9.1f}")
+            if r["precision_reason"] and r["precision_reason"] != "as requested":
+                print(f"{'':<22}precision: {r['precision_reason']}")
         if "live" in rep:
             lv = rep["live"]
             print(f"live synthetic 640x480@30 (internal {live_size or 'native'}, {lv['backend']}): {lv['fps']:.1f} fps out, "

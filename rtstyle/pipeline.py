@@ -28,7 +28,10 @@ from typing import Any
 from ._openmp import release_thread_pool
 from .frame import Frame
 from .io.base import LatestFrameSlot, Sink, Source
+from .io.safety import refuse_input_as_output
+from .io.reconnect import recovery_report
 from .stats import RunStats
+from .models._abilities import ParsesStyleVector
 from .stylizer import ModelLike, StyleState, Stylizer
 
 __all__ = ["Pipeline", "ScheduledSwap", "parse_schedule"]
@@ -159,6 +162,20 @@ def parse_schedule(text: str) -> list[ScheduledSwap]:
     return sorted(out, key=lambda s: (s.at_s if s.at_s is not None else float("inf"), s.at_frame or 0))
 
 
+def _one_of(names: Sequence[str], source: tuple[str, Any] | None) -> int | None:
+    """The bank index a style source picks alone (a name or a one-hot weight vector), else ``None``."""
+    if source is None or source[0] != "vector":
+        return None
+    v = source[1]
+    if isinstance(v, str):
+        return names.index(v) if v in names else None
+    try:
+        hot = [i for i, w in enumerate(v) if float(w) != 0.0]
+    except (TypeError, ValueError):
+        return None
+    return hot[0] if len(hot) == 1 and len(v) == len(names) else None
+
+
 class Pipeline:
     """Run frames from a source through a stylizer into sinks, stages overlapped.
 
@@ -213,6 +230,9 @@ class Pipeline:
         self.max_frames = max_frames
         self.on_frame = on_frame
         self.stats = RunStats()
+        # The newest frame the sinks were given, for readers outside the stages (the control page's
+        # preview); replaced by reference in the writer thread, never copied or mutated.
+        self.latest: Frame | None = None
         self.paused = threading.Event()
         self._stop = threading.Event()  # stop reading (Ctrl-C, quit key, max_frames)
         self._abort = threading.Event()  # a stage failed: everything stops now
@@ -230,6 +250,7 @@ class Pipeline:
         self._style_idx = 0
         if source.info.width and source.info.height:
             stylizer.set_frame_size(source.info.width, source.info.height)
+        refuse_input_as_output(source.info.path, self.sinks)  # the input is never written over
         for s in self.sinks:
             s.bind(self)
 
@@ -250,15 +271,20 @@ class Pipeline:
         self._cycle(-1)
 
     def _cycle(self, step: int) -> None:
+        # step from the style showing when it is one of the cycle: a swap from elsewhere (the control
+        # page, a schedule) may have moved it
         if len(self.styles) > 1:
-            self._style_idx = (self._style_idx + step) % len(self.styles)
+            cur = self.stylizer.style_name
+            idx = self.styles.index(cur) if cur in self.styles else self._style_idx
+            self._style_idx = (idx + step) % len(self.styles)
             self.swap(self.styles[self._style_idx])
             return
         # one model with a style bank (MSG-Net, multi-style nets): cycle through its styles
         model = self.stylizer.state.model
         names = self.stylizer.spec.styles
-        if model is not None and len(names) > 1 and hasattr(model, "parse_style_vector"):
-            self._bank_idx = (getattr(self, "_bank_idx", 0) + step) % len(names)
+        if model is not None and len(names) > 1 and isinstance(model, ParsesStyleVector):
+            idx = _one_of(names, self.stylizer.state.style_source)
+            self._bank_idx = ((getattr(self, "_bank_idx", 0) if idx is None else idx) + step) % len(names)
             self.swap(style_vector=names[self._bank_idx])
             return
         log.info("no style list to cycle through (pass several --model values)")
@@ -290,6 +316,11 @@ class Pipeline:
     @property
     def running(self) -> bool:
         return any(t.is_alive() for t in self._threads)
+
+    @property
+    def pending_swaps(self) -> list[ScheduledSwap]:
+        """Scheduled swaps not applied (yet): after a file run, those past the end of the input."""
+        return [sw for sw, _ in self._pending]
 
     # ------------------------------------------------------------------ stages
     def _fail(self, e: BaseException) -> None:
@@ -377,9 +408,10 @@ class Pipeline:
 
     def _emit(self, out: Frame) -> bool:
         st = self.stats
-        st.stages["preprocess"].add(out.meta["t_pre"])
-        st.stages["inference"].add(out.meta["t_infer"])
-        st.stages["postprocess"].add(out.meta["t_post"])
+        if not out.meta.get("slate"):
+            st.stages["preprocess"].add(out.meta["t_pre"])
+            st.stages["inference"].add(out.meta["t_infer"])
+            st.stages["postprocess"].add(out.meta["t_post"])
         if self.live:
             if self._q_out.put(out):
                 st.drop()
@@ -388,14 +420,15 @@ class Pipeline:
 
     def _worker(self) -> None:
         try:
-            if self.stylizer.device.type == "cuda" and self.stylizer.temporal is None:
+            if self.stylizer.device.type == "cuda":  # the staged path honours the whole frame contract
                 self._worker_cuda()
                 return
             while True:
                 frame = self._take()
                 if frame is _END or frame is self._STOP_WORKER:
                     break
-                if frame is not None and not self._emit(self.stylizer(frame)):
+                # a source's "signal lost" slate (io.reconnect) goes out as drawn: stylising would smear its text
+                if frame is not None and not self._emit(frame if frame.meta.get("slate") else self.stylizer(frame)):
                     break
         except BaseException as e:  # noqa: BLE001
             self._fail(e)
@@ -407,9 +440,9 @@ class Pipeline:
 
     def _worker_cuda(self) -> None:
         """GPU path: uploads, compute and downloads of consecutive frames overlap (rtstyle.gpu)."""
-        from .gpu import CudaDoubleBuffer
+        from .gpu import StagedStylizer
 
-        db = CudaDoubleBuffer(self.stylizer)
+        db = StagedStylizer(self.stylizer)
         while True:
             frame = self._take()
             if frame is self._STOP_WORKER:
@@ -417,6 +450,10 @@ class Pipeline:
             if frame is _END:
                 break
             if frame is None:
+                continue
+            if frame.meta.get("slate"):  # sent as drawn, as in _worker
+                if not self._emit(frame):
+                    return
                 continue
             ready = db.push(frame)
             if ready is not None and not self._emit(ready):
@@ -448,6 +485,7 @@ class Pipeline:
                 for s in self.sinks:
                     s.write(frame)
                 t1 = time.perf_counter()
+                self.latest = frame
                 st.stages["write"].add(t1 - t0)
                 if self.live:
                     st.latency.add(t1 - frame.captured_at)
@@ -490,11 +528,24 @@ class Pipeline:
         self._stop.set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the stages to finish; True if they did."""
+        """Wait for the stages to finish; True if they did.
+
+        Sinks with a GUI (the preview window) are drawn and their events handled here, on the
+        calling thread, while waiting: call ``run()`` / ``wait()`` from the main thread then.
+        """
         deadline = None if timeout is None else time.perf_counter() + timeout
+        gui = [s for s in self.sinks if s.needs_gui_thread]
         for t in self._threads:
             while t.is_alive():
-                t.join(0.1)
+                if gui:
+                    try:
+                        for s in gui:
+                            s.pump(0.02)
+                    except Exception as e:  # noqa: BLE001 - stops the stages; re-raised from run()
+                        self._fail(e)
+                        gui = []
+                else:
+                    t.join(0.1)
                 if deadline is not None and time.perf_counter() > deadline:
                     return False
         if self._frozen:  # give the objects frozen at start back to the collector
@@ -542,8 +593,12 @@ class Pipeline:
 
     def _report_fields(self) -> dict[str, Any]:
         st = self.stylizer
+        pd = st.precision_decision  # precision "auto": what it became and why
         return dict(model=st.spec.name, style=st.style_name, backend=st.backend_name, device=str(st.device),
-                    precision=st.precision, live=self.live, swaps=st.swaps)
+                    device_requested=st.device_requested,
+                    precision=pd.precision if pd is not None else st.precision,
+                    precision_reason=pd.reason if pd is not None else "as requested", live=self.live, swaps=st.swaps,
+                    **recovery_report(self.source, self.sinks))  # reconnects / outage_s of sources and sinks
 
     def report(self, **extra: Any) -> dict[str, Any]:
         """The run report: model/backend/device, frame counts, fps, per-stage times, latency."""

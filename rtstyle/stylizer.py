@@ -12,25 +12,33 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Union
+from typing import Any, Callable, Protocol, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from . import contract
 from .backends import BackendOptions, create_backend
 from .backends.base import Runner
 from ._openmp import release_thread_pool
+from .contract import FramePlan
 from .frame import Frame
 from .models import ModelSpec, create_model
+from .models._abilities import (BackendBound, EncodesStyleImage, HasControls, HasEncoderPrecision, HasSpec,
+                                ParsesStyleVector, PerFrameInputs, Specialises, StyleImageSide, TakesStyleVector,
+                                auto_backend_of)
 
-__all__ = ["StyleState", "Stylizer", "ModelLike", "TemporalFilter"]
+__all__ = ["StyleState", "Stylizer", "ModelLike", "TemporalFilter", "resolve_device"]
 
 log = logging.getLogger(__name__)
+
+#: Smallest side frames are stylised at (enlarged to it, then shrunk back). Every registered family
+#: runs at 12 px on the eager backend (VGG16 relu4_1 AdaIN and style-swap fail at 8); tests/test_data_safety.py.
+MIN_SIDE = 16
 
 ModelLike = Union[str, Path, nn.Module]
 
@@ -60,6 +68,8 @@ class StyleState:
         model: the module (a control change builds on it).
         style_source: the style image or style vector this state was prepared with, so a control
             change (brush size, alpha) keeps the style.
+        frame_inputs: the model's per-frame style inputs hook (:class:`~rtstyle.models._abilities.PerFrameInputs`),
+            or ``None`` when the style inputs are the same every frame.
     """
 
     name: str
@@ -69,6 +79,22 @@ class StyleState:
     prepared_s: float = 0.0
     model: nn.Module | None = field(default=None, repr=False, compare=False)
     style_source: tuple[str, Any] | None = field(default=None, repr=False, compare=False)
+    frame_inputs: Callable[[int, tuple[torch.Tensor, ...]], tuple[torch.Tensor, ...]] | None = field(
+        default=None, repr=False, compare=False)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when a GPU is available, else the CPU; other names are checked.
+
+    Raises:
+        ValueError: CUDA asked for where there is none.
+    """
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but no CUDA GPU is available (use --device cpu or auto)")
+    return torch.device(name)
 
 
 class _Fade:
@@ -86,15 +112,76 @@ def _image_key(img: np.ndarray | str | Path | None) -> str:
     return hashlib.sha1(np.ascontiguousarray(img).tobytes()).hexdigest()[:16]
 
 
+class _Preparer:
+    """One background thread that prepares styles in order, returning futures.
+
+    Not a ``ThreadPoolExecutor``: its workers are joined at interpreter exit, so a user who quits
+    while a style is still being built (an OpenVINO compile, an int8 calibration) would wait for
+    that build. This worker is a daemon thread; :meth:`shutdown` cancels what has not started.
+    """
+
+    def __init__(self) -> None:
+        import queue
+
+        self._jobs: "queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None]" = queue.SimpleQueue()
+        self._closed = False
+        self._pending: list[Future[Any]] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None  # started by the first job, as an executor's is
+
+    def submit(self, fn: Callable[[], Any]) -> "Future[Any]":
+        fut: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the stylizer is closed")
+            self._pending.append(fut)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="rtstyle-prepare", daemon=True)
+                self._thread.start()
+        self._jobs.put((fut, fn))
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            fut, fn = item
+            with self._lock:
+                if fut in self._pending:
+                    self._pending.remove(fut)
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn())
+            except BaseException as e:  # handed to whoever waits on the future
+                fut.set_exception(e)
+
+    def shutdown(self, wait: bool = False, cancel_futures: bool = True) -> None:
+        with self._lock:
+            self._closed = True
+            pending, self._pending = self._pending, []
+            thread = self._thread
+        if cancel_futures:
+            for fut in pending:
+                fut.cancel()
+        self._jobs.put(None)
+        if wait and thread is not None:
+            thread.join()
+
+
 class Stylizer:
     """Stylise RGB uint8 frames with a model on a backend.
 
     Args:
         model: registry name, checkpoint path or ``nn.Module`` with a ``spec``.
         backend: ``eager``, ``compiled``, ``onnx``, ``openvino``, ``tensorrt``, or ``auto`` (the
-            fastest one installed for the device; see :func:`rtstyle.backends.resolve_backend`).
+            fastest one installed for the device: on CUDA tensorrt > compiled > eager, see
+            :func:`rtstyle.gpu.cuda_auto_backend`; on the CPU :func:`rtstyle.backends.resolve_backend`).
         device: ``cpu`` or ``cuda[:N]``; ``auto`` picks CUDA when present.
-        precision: ``fp32``, ``bf16``, ``fp16`` (backend-dependent).
+        precision: ``auto`` (default: the fastest precision the backend offers on this host that keeps
+            >= 40 dB PSNR against eager fp32, measured once and cached; see
+            :mod:`rtstyle.backends.precision`), or ``fp32``, ``bf16``, ``fp16``, ``int8`` (backend-dependent).
         size: internal resolution: the short side in pixels (``240`` runs a 640x480 stream at
             320x240 and upscales the result), or ``(width, height)``. ``None``: native size.
         scale: alternative to ``size``: a factor applied to the frame size.
@@ -123,7 +210,7 @@ class Stylizer:
         *,
         backend: str = "eager",
         device: str = "cpu",
-        precision: str = "fp32",
+        precision: str = "auto",
         size: int | tuple[int, int] | None = None,
         scale: float | None = None,
         style_image: np.ndarray | str | Path | None = None,
@@ -141,16 +228,18 @@ class Stylizer:
             raise ValueError(f"scale must be within [0.05, 4], got {scale}")
         if isinstance(size, int) and size < 16:
             raise ValueError(f"size (short side) must be >= 16 pixels, got {size}")
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError("device 'cuda' requested but no CUDA GPU is available")
+        self.device_requested = str(device)
+        self.device = resolve_device(device)
+        device = str(self.device)
         from .backends import resolve_backend
 
         self.backend_requested = backend
+        if backend == "auto" and self.device.type == "cuda":
+            from .gpu import cuda_auto_backend
+
+            backend = cuda_auto_backend(device)  # precision "auto" then measures fp16 against fp32
         backend = resolve_backend(backend, device)
         self.backend_name = backend
-        self.device = torch.device(device)
         self.precision = precision
         self.size = size
         self.scale = scale
@@ -168,7 +257,7 @@ class Stylizer:
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, str], StyleState] = OrderedDict()  # least recently used first
         self._runners: dict[tuple[Any, ...], tuple[nn.Module, Runner]] = {}
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtstyle-prepare")
+        self._executor = _Preparer()
         self._fade: _Fade | None = None
         self.swaps = 0
         self._state = self.prepare(model, style_image=style_image)
@@ -181,6 +270,12 @@ class Stylizer:
     @property
     def spec(self) -> ModelSpec:
         return self._state.spec
+
+    @property
+    def precision_decision(self) -> Any:
+        """How ``precision="auto"`` was resolved for the active style (a
+        :class:`~rtstyle.backends.precision.PrecisionDecision`); ``None`` when a precision was given."""
+        return self._state.runner.precision_decision
 
     @property
     def style_name(self) -> str:
@@ -201,7 +296,14 @@ class Stylizer:
             w, h = round(width * self.scale), round(height * self.scale)
         else:
             w, h = width, height
-        return max(multiple, int(w)), max(multiple, int(h))
+        w, h = max(multiple, int(w)), max(multiple, int(h))
+        if min(w, h) < MIN_SIDE:
+            # Tiny frames (a 1x1 or 3x5 image) are enlarged to a size every family can run (the
+            # convolutions' reflection padding needs more pixels than that) and the result shrunk
+            # back: the model sees the picture, not a border of replicated padding.
+            s = MIN_SIDE / min(w, h)
+            w, h = max(MIN_SIDE, round(w * s)), max(MIN_SIDE, round(h * s))
+        return w, h
 
     def prepare(self, model: ModelLike, *, style_image: np.ndarray | str | Path | None = None,
                 style_vector: Any = None, options: dict[str, Any] | None = None) -> StyleState:
@@ -221,13 +323,12 @@ class Stylizer:
 
         Prepared states are cached by (model, options, style), so switching back is instant.
         """
-        name = model if isinstance(model, (str, Path)) else getattr(getattr(model, "spec", None), "name", type(model).__name__)
+        name = model if isinstance(model, (str, Path)) else model.spec.name if isinstance(model, HasSpec) else type(model).__name__
         opts = dict(options or {})
         if opts and not isinstance(model, (str, Path)):
-            with_controls = getattr(model, "with_controls", None)
-            if with_controls is None:
+            if not isinstance(model, HasControls):
                 raise TypeError(f"{name} takes no controls {sorted(opts)}")
-            model, opts = with_controls(**opts), {}
+            model, opts = model.with_controls(**opts), {}
         vec_key = "" if style_vector is None else "vec:" + (
             style_vector if isinstance(style_vector, str)
             else ",".join(f"{float(v):.6g}" for v in np.ravel(np.asarray(style_vector, dtype=float))))
@@ -242,54 +343,57 @@ class Stylizer:
             return hit
         t0 = time.perf_counter()
         module = create_model(model, **opts) if isinstance(model, (str, Path)) else model.eval()
-        if self.style_encoder is not None and hasattr(module, "encoder_precision"):
+        if not isinstance(module, HasSpec):
+            raise TypeError(f"{name}: a model must carry a ModelSpec as .spec (see rtstyle.models._abilities.HasSpec)")
+        if self.style_encoder is not None and isinstance(module, HasEncoderPrecision):
             module.encoder_precision = self.style_encoder
-        spec: ModelSpec = module.spec  # type: ignore[assignment]
+        spec: ModelSpec = module.spec
         style_inputs: tuple[torch.Tensor, ...] = ()
-        encode = getattr(module, "encode_style", None)
-        # A model with ``specialise(style) -> nn.Module`` (MetaNet) turns a style image into a plain net:
-        # that net is what the backend prepares and runs, with no style inputs; ``module`` stays the
-        # state's model so that a later style image goes through it again.
-        specialise = getattr(module, "specialise", None)
-        run_module = module
+        # A model that specialises (MetaNet) turns a style image into a plain net: that net is what the
+        # backend prepares and runs, with no style inputs; ``module`` stays the state's model so that a
+        # later style image goes through it again.
+        run_module: nn.Module = module
         if style_image is not None:
-            if encode is None and specialise is None:
+            if not isinstance(module, (Specialises, EncodesStyleImage)):
                 raise ValueError(f"model {spec.name} has its style built in and takes no style image")
             if style_vector is not None:
                 raise ValueError("give a style image or a style vector, not both")
             # a model that encodes styles small (MetaNet: 384 px) gets them small: decoding, converting
             # and resizing a 1024 px image cost 11-29 ms of a style change (measured)
-            img = load_style_image(style_image, max_side=getattr(module, "style_image_side", None) or 1024)
-            if specialise is not None:
+            side = module.style_image_side if isinstance(module, StyleImageSide) else None
+            img = load_style_image(style_image, max_side=side or 1024)
+            style_x = contract.to_model_input(torch.from_numpy(np.ascontiguousarray(img)), spec)
+            if isinstance(module, Specialises):
                 with torch.no_grad():  # not inference mode: the net's parameters may be traced or exported
-                    run_module = specialise(_to_model_input(img, spec, torch.device("cpu"))).eval()
+                    run_module = module.specialise(style_x).eval()
             else:
                 with torch.inference_mode():
-                    style_inputs = tuple(t.to(self.device) for t in encode(_to_model_input(img, spec, torch.device("cpu"))))
+                    style_inputs = tuple(t.to(self.device) for t in module.encode_style(style_x))
         elif spec.needs_style_image:
             raise ValueError(f"model {spec.name} needs a style image (--style IMG)")
-        if style_image is None and (style_vector is not None or hasattr(module, "default_style_vector")):
-            enc_vec = getattr(module, "encode_style_vector", None)
-            if enc_vec is None:
+        if style_image is None and (style_vector is not None or isinstance(module, TakesStyleVector)):
+            if not isinstance(module, TakesStyleVector):
                 raise ValueError(f"model {spec.name} takes no style vector")
             if isinstance(style_vector, str):
-                parse = getattr(module, "parse_style_vector", None)
-                if parse is None:
+                if not isinstance(module, ParsesStyleVector):
                     raise ValueError(f"model {spec.name} cannot parse the style vector {style_vector!r}; give weights")
-                style_vector = parse(style_vector)
+                style_vector = module.parse_style_vector(style_vector)
             vec = style_vector if style_vector is not None else module.default_style_vector()
             with torch.inference_mode():
-                style_inputs = style_inputs + tuple(t.to(self.device) for t in enc_vec(vec))
+                style_inputs = style_inputs + tuple(t.to(self.device) for t in module.encode_style_vector(vec))
         fw, fh = self._frame_size or (256, 256)
         iw, ih = self.internal_size(fw, fh)
         m = max(1, spec.size_multiple)
         example = torch.zeros(1, 3, -(-ih // m) * m, -(-iw // m) * m, device=self.device)
         example = example + (spec.input_range[0] + spec.input_range[1]) / 2
-        ok = getattr(run_module, "supported_backends", None)
-        bname = self.backend_name if ok is None or self.backend_name in ok else run_module.preferred_backend
-        cpu_auto = getattr(run_module, "auto_backend", None)  # what ``auto`` means for this net on the CPU
-        if cpu_auto and self.backend_requested == "auto" and self.device.type == "cpu":
-            bname = cpu_auto
+        bname = self.backend_name
+        if isinstance(run_module, BackendBound) and bname not in run_module.supported_backends:
+            bname = run_module.preferred_backend
+        # what ``auto`` means for this net (MetaNet's per-style nets: eager, since an engine per style
+        # change would cost a build per change on any device)
+        hint = auto_backend_of(run_module)
+        if hint and self.backend_requested == "auto":
+            bname = hint
         if bname not in self._backends:
             log.info("%s runs on %s, not %s", spec.name, bname, self.backend_name)
             self._backends[bname] = create_backend(bname, self.options)
@@ -311,7 +415,8 @@ class Stylizer:
             label += f"[{vec_key[4:]}]"
         source = (("image", style_image) if style_image is not None else
                   ("vector", style_vector) if style_vector is not None else None)
-        state = StyleState(label, spec, runner, style_inputs, time.perf_counter() - t0, module, source)
+        per_frame = module.frame_style_inputs if isinstance(module, PerFrameInputs) else None
+        state = StyleState(label, spec, runner, style_inputs, time.perf_counter() - t0, module, source, per_frame)
         log.info("prepared %s on %s/%s in %.2f s", label, self.backend_name, self.device, state.prepared_s)
         with self._lock:
             self._cache[key] = state
@@ -409,21 +514,23 @@ class Stylizer:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ the hot path
-    def _run(self, state: StyleState, img: np.ndarray, index: int = 0) -> np.ndarray:
-        spec = state.spec
-        style_inputs = state.style_inputs
-        per_frame = getattr(state.model, "frame_style_inputs", None)
-        if per_frame is not None and style_inputs:  # e.g. an animated region mask
-            style_inputs = per_frame(index, style_inputs)
-        h, w = img.shape[:2]
-        x = _to_model_input(img, spec, self.device)
-        m = max(1, spec.size_multiple)
-        ph, pw = (-h) % m, (-w) % m
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
-        y = state.runner(x, *style_inputs)
-        y = y[..., :h, :w]
-        return _from_model_output(y, spec)
+    def plan(self, frame: Frame) -> FramePlan:
+        """Fix what ``frame`` is stylised with: the active style, the crossfade step (advanced here,
+        once per frame), the internal size and the temporal filter (see :mod:`rtstyle.contract`).
+
+        The staged GPU path calls this when a frame enters, so a swap made while frames are in
+        flight lands on the next frame that enters, never inside one.
+        """
+        state = self._state  # one read: a concurrent activate() affects the next frame only
+        fade = self._fade
+        h, w = frame.image.shape[:2]
+        old, weight = None, 1.0
+        if fade is not None and fade.done < fade.total:
+            fade.done += 1
+            old, weight = fade.old, fade.done / (fade.total + 1)
+            if fade.done >= fade.total and self._fade is fade:
+                self._fade = None
+        return FramePlan(state, frame.index, self.internal_size(w, h), old, weight, self.temporal)
 
     def stylize(self, image: np.ndarray) -> np.ndarray:
         """Stylise one RGB uint8 ``(H, W, 3)`` image; returns the same shape."""
@@ -431,37 +538,16 @@ class Stylizer:
 
     def __call__(self, frame: Frame) -> Frame:
         """Stylise a frame. Records ``t_pre``/``t_infer``/``t_post`` (seconds) in ``frame.meta``."""
-        state = self._state  # one read: a concurrent activate() affects the next frame only
-        fade = self._fade
         t0 = time.perf_counter()
-        src = frame.image
-        h, w = src.shape[:2]
-        iw, ih = self.internal_size(w, h)
-        if (iw, ih) != (w, h):
-            import cv2
-
-            small = cv2.resize(src, (iw, ih), interpolation=cv2.INTER_AREA if iw < w else cv2.INTER_LINEAR)
-        else:
-            small = src
-        t1 = time.perf_counter()
-        out = self._run(state, small, frame.index)
-        if fade is not None and fade.done < fade.total:
-            fade.done += 1
-            a = fade.done / (fade.total + 1)
-            old = self._run(fade.old, small, frame.index)
-            out = (out.astype(np.float32) * a + old.astype(np.float32) * (1 - a) + 0.5).astype(np.uint8)
-            if fade.done >= fade.total:
-                self._fade = None
-        if self.temporal is not None:
-            out = self.temporal.process(small, out)
-        t2 = time.perf_counter()
-        if out.shape[:2] != (h, w):
-            import cv2
-
-            out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
-        t3 = time.perf_counter()
-        res = frame.with_image(np.ascontiguousarray(out))
-        res.meta.update(style=state.name, t_pre=t1 - t0, t_infer=t2 - t1, t_post=t3 - t2)
+        plan = self.plan(frame)
+        img = torch.from_numpy(np.ascontiguousarray(frame.image))  # shares the frame's memory
+        if self.device.type == "cuda":
+            img = img.pin_memory().to(self.device, non_blocking=True)  # upload uint8, convert on the GPU
+        clock = [t0]
+        out = contract.stylize(plan, img, clock)
+        res = frame.with_image(np.ascontiguousarray(out.cpu().numpy()))
+        t_pre, t_infer, t_post = (b - a for a, b in zip(clock, clock[1:]))
+        res.meta.update(style=plan.style.name, t_pre=t_pre, t_infer=t_infer, t_post=t_post)
         return res
 
 
@@ -479,33 +565,3 @@ def load_style_image(img: np.ndarray | str | Path, max_side: int = 1024) -> np.n
     if not p.is_file():
         raise FileNotFoundError(f"style image not found: {p}")
     return load_rgb(p, max_side=max_side)
-
-
-def _to_model_input(img: np.ndarray, spec: ModelSpec, device: torch.device) -> torch.Tensor:
-    """uint8 HWC RGB -> float NCHW in the spec's input range/normalisation (on ``device``)."""
-    t = torch.from_numpy(np.ascontiguousarray(img))
-    if device.type == "cuda":
-        t = t.pin_memory().to(device, non_blocking=True)  # upload uint8, convert on the GPU
-    x = t.permute(2, 0, 1).unsqueeze(0).float()
-    if spec.color_order == "BGR":
-        x = x.flip(1)
-    lo, hi = spec.input_range
-    if (lo, hi) != (0.0, 255.0):
-        x = x * ((hi - lo) / 255.0) + lo
-    if spec.mean is not None:
-        x = (x - torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)) / torch.tensor(
-            spec.std or (1.0, 1.0, 1.0), device=x.device).view(1, 3, 1, 1)
-    return x.contiguous()
-
-
-def _from_model_output(y: torch.Tensor, spec: ModelSpec) -> np.ndarray:
-    """float NCHW in the spec's output range -> uint8 HWC RGB on the host."""
-    lo, hi = spec.output_range
-    if spec.mean is not None and spec.extra.get("output_normalised", False):
-        y = y * torch.tensor(spec.std, device=y.device).view(1, 3, 1, 1) + torch.tensor(spec.mean, device=y.device).view(1, 3, 1, 1)
-    if (lo, hi) != (0.0, 255.0):
-        y = (y - lo) * (255.0 / (hi - lo))
-    if spec.color_order == "BGR":
-        y = y.flip(1)
-    y = y.clamp(0.0, 255.0).add(0.5).to(torch.uint8)  # out of place: y may be an inference tensor
-    return y[0].permute(1, 2, 0).contiguous().cpu().numpy()

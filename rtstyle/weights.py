@@ -15,17 +15,22 @@ of this.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "KNOWN_WEIGHTS",
+    "WeightFileError",
     "WeightNotFoundError",
     "WeightInfo",
     "cache_dir",
+    "check_weight_file",
     "import_weights",
     "list_weights",
     "resolve_weight",
@@ -62,6 +67,61 @@ class WeightNotFoundError(FileNotFoundError):
     """A third-party weight file could not be found anywhere it is looked for."""
 
 
+class WeightFileError(ValueError):
+    """A weight file exists but is damaged (truncated, corrupt) or is no weight file of its kind."""
+
+
+_TORCH_SUFFIXES = frozenset({".pth", ".pt", ".model", ".ckpt", ".bin"})
+_MAX_SAFETENSORS_HEADER = 100 << 20  # the format's own limit
+
+
+def check_weight_file(path: str | Path) -> Path:
+    """Check that a weight file is whole before a loader sees it: the header of a ``.safetensors``
+    file and the tensors it announces fit in the file; a PyTorch file (``.pth .pt .model .ckpt
+    .bin``) is a complete zip archive or a pickle. Other kinds pass unchecked (their loaders say
+    what is wrong). Costs a few small reads, not a load.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        WeightFileError: with one line saying what is wrong with the file.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix != ".safetensors" and suffix not in _TORCH_SUFFIXES:
+        return p
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        head = f.read(8)
+        if suffix == ".safetensors":
+            _check_safetensors(p, f, head, size)
+            return p
+    if head[:4] == b"PK\x03\x04":
+        if not zipfile.is_zipfile(p):  # the central directory sits at the end: gone when cut short
+            raise WeightFileError(f"{p}: damaged PyTorch checkpoint (the zip archive is incomplete; truncated?)")
+    elif not head or head[0] != 0x80:  # a legacy torch file starts with a pickle protocol byte
+        raise WeightFileError(f"{p}: not a PyTorch checkpoint (neither a zip archive nor a pickle)")
+    return p
+
+
+def _check_safetensors(p: Path, f: Any, head: bytes, size: int) -> None:
+    if len(head) < 8:
+        raise WeightFileError(f"{p}: not a safetensors file ({size} bytes, too short for a header)")
+    n = int.from_bytes(head, "little")
+    if n > min(size - 8, _MAX_SAFETENSORS_HEADER):
+        raise WeightFileError(f"{p}: damaged or not a safetensors file (its header would be {n} bytes, "
+                              f"the file has {size})")
+    try:
+        header = json.loads(f.read(n))
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+        raise WeightFileError(f"{p}: damaged or not a safetensors file (unreadable header)") from None
+    need = 8 + n + max(ends, default=0)
+    if need > size:
+        raise WeightFileError(f"{p}: truncated safetensors file ({size} bytes of the {need} its header announces)")
+
+
 @dataclass(frozen=True)
 class WeightInfo:
     key: str
@@ -79,7 +139,9 @@ def _search_dirs() -> list[tuple[str, Path]]:
     dirs: list[tuple[str, Path]] = []
     env = os.environ.get("RTSTYLE_WEIGHTS")
     if env:
-        dirs.append(("$RTSTYLE_WEIGHTS", Path(env).expanduser()))
+        # absolute: a relative $RTSTYLE_WEIGHTS means the folder it names now, and paths made from a
+        # found file (an ONNX sidecar's neighbours) must not be joined onto it a second time
+        dirs.append(("$RTSTYLE_WEIGHTS", Path(env).expanduser().absolute()))
     dirs.append(("cache", cache_dir()))
     return dirs
 
@@ -108,12 +170,13 @@ def resolve_weight(key: str, explicit: str | Path | None = None) -> Path:
 
     Raises:
         WeightNotFoundError: with a message saying where it looked and how to fix it.
+        WeightFileError: the file found is damaged (see :func:`check_weight_file`).
     """
     if explicit is not None:
         p = Path(explicit).expanduser()
         if not p.is_file():
             raise WeightNotFoundError(f"weights file not found: {p}")
-        return p
+        return check_weight_file(p.absolute())
     if key not in KNOWN_WEIGHTS:
         raise KeyError(f"unknown weight key {key!r}; known: {', '.join(sorted(KNOWN_WEIGHTS))}")
     p, _ = _find(key)
@@ -124,7 +187,7 @@ def resolve_weight(key: str, explicit: str | Path | None = None) -> Path:
             f"{desc} not found (looked in {looked}). Get it from {where}, then pass its path "
             f"explicitly, set RTSTYLE_WEIGHTS to a folder holding {rel}, or run `rtstyle weights import PATH`."
         )
-    return p
+    return check_weight_file(p)
 
 
 def list_weights() -> list[WeightInfo]:
@@ -158,6 +221,7 @@ def import_weights(src: str | Path) -> list[Path]:
         else:
             continue
         if cand.is_file():
+            check_weight_file(cand)  # a damaged file is refused here, not found broken at run time
             dest = dest_root / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_suffix(dest.suffix + ".part")

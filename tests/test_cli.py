@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from rtstyle.cli import main
 
@@ -251,5 +252,20 @@ def test_style_encoder_choice_is_int8_for_live_only_when_installed() -> None:
     assert _style_encoder(auto, live=False) is None
     assert _style_encoder(auto, live=True) == ("int8" if int8_available() else None)
     assert _style_encoder(argparse.Namespace(style_encoder="auto", device="cuda"), live=True) is None
+    on_cpu = argparse.Namespace(style_encoder="auto", device="auto")  # the default device resolves first
+    assert _style_encoder(on_cpu, live=True) == (_style_encoder(auto, live=True) if not torch.cuda.is_available() else None)
     assert _style_encoder(argparse.Namespace(style_encoder="fp32", device="cpu"), live=True) == "fp32"
     assert _style_encoder(argparse.Namespace(style_encoder="int8", device="cpu"), live=False) == "int8"
+
+
+def test_device_defaults_to_auto_and_the_report_says_what_it_became(tiny_johnson: Path, tmp_path: Path) -> None:
+    import cv2
+
+    img = tmp_path / "in.png"
+    cv2.imwrite(str(img), np.full((40, 56, 3), 120, np.uint8))
+    rep = tmp_path / "rep.json"
+    assert main(["-q", "stylize", str(img), "-o", str(tmp_path / "out.png"), "--model", str(tiny_johnson),
+                 "--precision", "fp32", "--report", str(rep)]) == 0
+    r = json.loads(rep.read_text())
+    assert r["device_requested"] == "auto"
+    assert r["device"] == ("cuda" if torch.cuda.is_available() else "cpu")

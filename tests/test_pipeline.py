@@ -208,3 +208,40 @@ def test_live_swap_hold_pauses_old_style_while_new_one_prepares(hold: float, tin
     assert any(name == state.name for _, name in seen)
     with pytest.raises(ValueError, match="swap_hold"):
         Pipeline(ListSource(imgs[:2], live=True), st, [], swap_hold=-1)
+
+
+class GuiSink(Collect):
+    """A sink whose GUI one thread must own, as the preview window: pumped by Pipeline.run/wait."""
+
+    needs_gui_thread = True
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        super().__init__()
+        self.fail_after, self.pumps = fail_after, 0
+        self.pump_threads: set[int] = set()
+        self.write_threads: set[int] = set()
+
+    def write(self, frame: Frame) -> None:
+        self.write_threads.add(threading.get_ident())
+        super().write(frame)
+
+    def pump(self, timeout: float = 0.02) -> None:
+        self.pump_threads.add(threading.get_ident())
+        self.pumps += 1
+        if self.fail_after is not None and self.pumps > self.fail_after:
+            raise RuntimeError("display gone")
+        time.sleep(timeout)
+
+
+def test_gui_sinks_are_pumped_on_the_calling_thread(tiny_johnson: Path) -> None:
+    imgs = [np.full((48, 64, 3), 4 * i, np.uint8) for i in range(30)]
+    sink = GuiSink()
+    Pipeline(ListSource(imgs, delay=0.01), Stylizer(str(tiny_johnson)), [sink]).run()
+    assert sink.pumps > 0 and sink.pump_threads == {threading.get_ident()}
+    assert len(sink.frames) == 30 and threading.get_ident() not in sink.write_threads
+    # an error while pumping the GUI stops the stages and is raised from run(); the sink is aborted
+    failing = GuiSink(fail_after=3)
+    pipe = Pipeline(ListSource(imgs * 100, live=True, delay=0.01), Stylizer(str(tiny_johnson)), [failing])
+    with pytest.raises(RuntimeError, match="display gone"):
+        pipe.run(duration=120)
+    assert not pipe.running and failing.aborted == 1

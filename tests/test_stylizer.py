@@ -132,3 +132,28 @@ def test_prepared_styles_are_kept_least_recently_used_first_never_the_active_one
     assert not st._runners  # Johnson nets have no style inputs: nothing shared is kept
     assert st.stylize(img).shape == img.shape
     st.close()
+
+
+def test_background_style_build_never_holds_process_exit():
+    """A user who quits while a style is still being built must not wait for the build."""
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import time\n"
+        "from rtstyle.stylizer import _Preparer\n"
+        "p = _Preparer()\n"
+        "assert p.submit(lambda: 41 + 1).result() == 42\n"
+        "slow = p.submit(lambda: time.sleep(60))\n"
+        "queued = p.submit(lambda: 5)\n"
+        "time.sleep(0.2)\n"
+        "p.shutdown(wait=False, cancel_futures=True)\n"
+        "assert queued.cancelled() and not slow.done()\n"
+        "print('exiting')\n"
+    )
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "exiting"
+    assert time.monotonic() - t0 < 45  # the 60 s build was not joined

@@ -9,24 +9,31 @@ from rtstyle.cli import main
 from rtstyle.weights import WeightNotFoundError, import_weights, list_weights, resolve_weight
 
 
+def _torch_file(path: Path) -> None:
+    """A small real PyTorch file (resolution checks that a file is whole, see check_weight_file)."""
+    import torch
+
+    torch.save({"w": torch.zeros(1)}, path)
+
+
 def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = tmp_path / "env"
     cache = tmp_path / "xdg"
     (env / "lst").mkdir(parents=True)
-    (env / "lst" / "vgg_r31.pth").write_bytes(b"env")
+    _torch_file(env / "lst" / "vgg_r31.pth")
     monkeypatch.setenv("RTSTYLE_WEIGHTS", str(env))
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     assert resolve_weight("lst/vgg_r31") == env / "lst" / "vgg_r31.pth"
     explicit = tmp_path / "mine.pth"
-    explicit.write_bytes(b"x")
+    _torch_file(explicit)
     assert resolve_weight("lst/vgg_r31", explicit=explicit) == explicit
     with pytest.raises(WeightNotFoundError, match="rtstyle weights import"):
         resolve_weight("vgg16")
     # torchvision's cache is the last resort for the VGG16
     tv = tmp_path / "torch" / "hub" / "checkpoints"
     tv.mkdir(parents=True)
-    (tv / "vgg16-397923af.pth").write_bytes(b"tv")
+    _torch_file(tv / "vgg16-397923af.pth")
     assert resolve_weight("vgg16").parent == tv
 
 

@@ -46,12 +46,19 @@ def resolve_backend(name: str, device: str = "cpu") -> str:
 def create_backend(name: str, options: BackendOptions | None = None) -> Backend:
     """Instantiate a backend by name.
 
+    ``options.precision == "auto"`` gives an :class:`~.precision.AutoPrecisionBackend` that picks the
+    precision per model by measurement.
+
     Raises:
         ValueError: unknown name.
         BackendUnavailableError: its dependency is not installed.
     """
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    if options is not None and options.precision == "auto":
+        from .precision import AutoPrecisionBackend
+
+        return AutoPrecisionBackend(name, options)
     mod, cls, _ = BACKENDS[name]
     try:
         module = importlib.import_module(mod, __name__)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .precision import PrecisionDecision
 
 __all__ = ["Backend", "BackendUnavailableError", "Runner", "BackendOptions"]
 
@@ -28,7 +31,8 @@ class BackendOptions:
 
     Attributes:
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
-        precision: ``"fp32"``, ``"bf16"`` (CPU), ``"fp16"`` (CUDA), ``"int8"`` (OpenVINO).
+        precision: ``"fp32"``, ``"bf16"`` (CPU), ``"fp16"`` (CUDA), ``"int8"`` (OpenVINO), or ``"auto"``:
+            decided per model by measurement (:mod:`rtstyle.backends.precision`).
         cache_dir: where built engines are cached (default ``engines/`` or ``$RTSTYLE_ENGINES``).
         min_shape / max_shape: ``(H, W)`` range for dynamic-shape engines.
         extra: backend-specific settings, documented by each backend.
@@ -46,6 +50,8 @@ class Runner(abc.ABC):
     """A prepared model. Thread-compatible: one caller at a time."""
 
     device: torch.device
+    # how ``precision="auto"`` was resolved for this runner (None: the precision was given)
+    precision_decision: "PrecisionDecision | None" = None
 
     @abc.abstractmethod
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor: ...

@@ -197,6 +197,35 @@ def export_onnx(
     return path
 
 
+def installed_version(dist: str) -> str | None:
+    """A distribution's version without importing it (``None``: not installed). Importing onnx,
+    onnxscript and nncf only to name them in a cache key cost most of a cached run's start-up."""
+    import importlib.util
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    if dist in sys.modules:  # already imported (or blocked with None, or a stand-in without a spec)
+        mod = sys.modules[dist]
+        return None if mod is None else str(getattr(mod, "__version__", None) or version(dist))
+    if importlib.util.find_spec(dist) is None:
+        return None
+    try:
+        return version(dist)
+    except PackageNotFoundError:  # importable but not installed as a distribution (a source tree)
+        return str(getattr(importlib.import_module(dist), "__version__", "unknown"))
+
+
+def require(*modules: str, what: str, extra: str) -> None:
+    """Raise :class:`BackendUnavailableError` naming the missing ``modules`` (found without importing them)."""
+    import importlib.util
+    import sys
+
+    missing = [m for m in modules if (sys.modules[m] is None if m in sys.modules else importlib.util.find_spec(m) is None)]
+    if missing:
+        raise BackendUnavailableError(f"{what} needs {' and '.join(modules)} (missing: {', '.join(missing)}): "
+                                      f"pip install 'rtstyle[{extra}]'")
+
+
 def export_key(
     model: nn.Module,
     example_inputs: Sequence[torch.Tensor],
@@ -207,15 +236,14 @@ def export_key(
     max_shape: tuple[int, int] | None = None,
 ) -> EngineKey:
     """Cache key of an ONNX export. The file is device-independent, so its device is ``any``."""
-    import onnxscript
-
+    require("onnx", "onnxscript", what="ONNX export", extra="onnx")
     ex = check_example_inputs(example_inputs)
     return engine_key(
         model,
         shapes=input_shapes(ex, dynamic_hw, min_shape, max_shape),
         precision="fp32",
         backend="onnx-export",
-        backend_version=f"torch-{torch.__version__}+onnxscript-{onnxscript.__version__}",
+        backend_version=f"torch-{torch.__version__}+onnxscript-{installed_version('onnxscript')}",
         device="any",
         settings={"opset": opset, "dynamic_hw": dynamic_hw},
     )
@@ -231,11 +259,8 @@ def cached_onnx(
     min_shape: tuple[int, int] | None = None,
     max_shape: tuple[int, int] | None = None,
 ) -> Path:
-    """The ONNX file for ``model`` from ``cache``, exporting it on a miss."""
-    try:
-        import onnxscript  # noqa: F401
-    except ImportError as e:
-        raise BackendUnavailableError(f"ONNX export needs onnx and onnxscript ({e}): pip install 'rtstyle[onnx]'") from None
+    """The ONNX file for ``model`` from ``cache``, exporting it on a miss (onnx and onnxscript are
+    imported only then)."""
     key = export_key(model, example_inputs, dynamic_hw, opset=opset, min_shape=min_shape, max_shape=max_shape)
 
     def build(folder: Path) -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -21,12 +22,13 @@ from torch import nn
 
 from .base import Backend, BackendOptions, BackendUnavailableError, Runner
 from .cache import EngineCache, ShapeLRU, device_name, engine_key
-from .export import DEFAULT_OPSET, cached_onnx, check_example_inputs, example_like, export_key, input_shapes
+from .export import (DEFAULT_OPSET, cached_onnx, check_example_inputs, example_like, export_key, input_shapes,
+                     installed_version, require)
 
 if TYPE_CHECKING:
     from ..models.foreign import ForeignOnnxModel
 
-__all__ = ["OpenVINOBackend", "OpenVINORunner", "ov_config"]
+__all__ = ["LazyCalibration", "OpenVINOBackend", "OpenVINORunner", "ov_config"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,20 @@ class _PerShapeRunner(Runner):
         return self.models.get(shapes)(*inputs)
 
 
+@dataclass(frozen=True)
+class LazyCalibration:
+    """int8 calibration images made only when an IR has to be quantised.
+
+    Attributes:
+        key: names the images exactly (source file hash, frames, size, input contract): it stands for
+            them in the engine key, so a cached int8 IR is found without decoding a frame.
+        load: returns the images, ``(1, 3, H, W)`` each, in the model's input contract.
+    """
+
+    key: str
+    load: Callable[[], list[torch.Tensor]]
+
+
 def _calibration_digest(items: Sequence[tuple[torch.Tensor, ...]]) -> str:
     h = hashlib.sha256()
     for item in items:
@@ -103,7 +119,8 @@ class OpenVINOBackend(Backend):
     ``extra``: ``dynamic`` (default True; False: compile per input shape, ``keep`` held, default 4);
     ``threads`` (``INFERENCE_NUM_THREADS``, default: OpenVINO's choice, all cores);
     ``ov_device`` (default ``"CPU"``); ``opset`` (default 18);
-    ``calibration`` (int8: iterable of input tuples or image tensors; default the example inputs).
+    ``calibration`` (int8: iterable of input tuples or image tensors, or a :class:`LazyCalibration`;
+    default the example inputs).
     """
 
     name = "openvino"
@@ -114,14 +131,11 @@ class OpenVINOBackend(Backend):
         self._compiled: dict[tuple[str, str, str], Any] = {}  # see _compile
 
     def check_available(self) -> None:
-        """Raise :class:`BackendUnavailableError` if openvino (or the ONNX exporter) is missing."""
+        """Raise :class:`BackendUnavailableError` if openvino (or the ONNX exporter) is missing.
+
+        The exporter is looked up, not imported: a cached engine never needs it."""
         _import_ov()
-        try:
-            import onnx  # noqa: F401
-            import onnxscript  # noqa: F401
-        except ImportError as e:
-            raise BackendUnavailableError(f"OpenVINO backend exports through ONNX and needs onnx and onnxscript "
-                                          f"({e}): pip install 'rtstyle[onnx,openvino]'") from None
+        require("onnx", "onnxscript", what="OpenVINO backend exports through ONNX and", extra="onnx,openvino")
 
     # ------------------------------------------------------------------ IR
     def _ir(self, model: nn.Module, ex: tuple[torch.Tensor, ...], cache: EngineCache, dynamic: bool,
@@ -132,12 +146,17 @@ class OpenVINOBackend(Backend):
         onnx_path = cached_onnx(model, ex, cache, dynamic, opset=opset, min_shape=o.min_shape, max_shape=o.max_shape)
         base = export_key(model, ex, dynamic, opset=opset, min_shape=o.min_shape, max_shape=o.max_shape)
         int8 = o.precision == "int8"
-        calib: list[tuple[torch.Tensor, ...]] = []
         settings: dict[str, Any] = {"export": base.digest}
+        source = o.extra.get("calibration")
         if int8:
-            nncf = self._import_nncf()
-            calib = self._calibration(ex)
-            settings.update(calibration=_calibration_digest(calib), nncf=nncf.__version__)
+            self._need_nncf()  # imported only to quantise: a cached int8 IR needs its version only
+            if isinstance(source, LazyCalibration):
+                h = hashlib.sha256(source.key.encode())
+                h.update(_calibration_digest([ex[1:]]).encode())  # the style inputs go with every image
+                digest = h.hexdigest()[:16]
+            else:
+                digest = _calibration_digest(self._calibration(ex))
+            settings.update(calibration=digest, nncf=installed_version("nncf"))
         key = engine_key(model, shapes=input_shapes(ex, dynamic, o.min_shape, o.max_shape),
                          precision="int8" if int8 else "fp32", backend="openvino",
                          backend_version=f"openvino-{ov.get_version()}", device=self._device_name(ov_device),
@@ -146,7 +165,7 @@ class OpenVINOBackend(Backend):
         def build(folder: Path) -> None:
             m = ov.convert_model(str(onnx_path))
             if int8:
-                m = self._quantize(m, calib)
+                m = self._quantize(m, self._calibration(ex))
             # compress_to_fp16 defaults to True: it would round the fp32 weights of the shared IR
             ov.save_model(m, str(folder / IR_FILE), compress_to_fp16=False)
 
@@ -163,6 +182,11 @@ class OpenVINOBackend(Backend):
 
     # ------------------------------------------------------------------ int8
     @staticmethod
+    def _need_nncf() -> None:
+        if installed_version("nncf") is None:
+            raise BackendUnavailableError("OpenVINO int8 needs NNCF for post-training quantisation: pip install nncf")
+
+    @staticmethod
     def _import_nncf() -> Any:
         try:
             import nncf
@@ -172,6 +196,8 @@ class OpenVINOBackend(Backend):
 
     def _calibration(self, ex: tuple[torch.Tensor, ...]) -> list[tuple[torch.Tensor, ...]]:
         data: Iterable[Any] = self.options.extra.get("calibration") or [ex]
+        if isinstance(data, LazyCalibration):
+            data = data.load()
         items = []
         for item in data:
             item = (item,) + ex[1:] if isinstance(item, torch.Tensor) else tuple(item)
@@ -210,7 +236,7 @@ class OpenVINOBackend(Backend):
         if o.precision not in (*_HINTS, "int8"):
             raise ValueError(f"openvino backend precision must be one of {[*_HINTS, 'int8']}, got {o.precision!r}")
         if o.precision == "int8":
-            self._import_nncf()  # fail before the (slow) export
+            self._need_nncf()  # fail before the (slow) export
         ov_device = str(o.extra.get("ov_device", "CPU"))
         core = ov.Core()
         if o.precision == "bf16" and ov_device == "CPU":
@@ -244,11 +270,20 @@ class OpenVINOBackend(Backend):
         keeps the network (MSG-Net's bank, brush and strength, AdaIN's statistics, a foreign
         multi-style model's style vector: all inputs)
         then costs a new infer request and one warm-up run instead of a compile (~150-250 ms for
-        MSG-Net on the 2-core dev box). Each runner has its own infer request."""
+        MSG-Net on the 2-core dev box). Each runner has its own infer request.
+
+        Across processes, OpenVINO's own model cache (``CACHE_DIR``, in ``<engines>/openvino-compiled``;
+        ``extra["compiled_cache"]=False`` turns it off) keeps the compiled blobs: a later run imports
+        one instead of compiling the IR again, most of a cached photo's engine set-up."""
         key = (str(ir), ov_device, repr(sorted(cfg.items())))
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._compiled[key] = core.compile_model(core.read_model(str(ir)), ov_device, cfg)
+            cfg = dict(cfg)
+            if self.options.extra.get("compiled_cache", True):
+                blobs = EngineCache(self.options.cache_dir).root / "openvino-compiled"
+                blobs.mkdir(parents=True, exist_ok=True)
+                cfg["CACHE_DIR"] = str(blobs)  # blobs are keyed by OpenVINO on model, settings and device
+            compiled = self._compiled[key] = core.compile_model(str(ir), ov_device, cfg)
         return compiled
 
     # ------------------------------------------------------------------ foreign ONNX models

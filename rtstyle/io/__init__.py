@@ -17,6 +17,7 @@ from typing import Any
 from .base import Controls, IOErrorBase, LatestFrameSlot, Sink, SinkError, Source, SourceError, SourceInfo
 from .camera import CameraSource
 from .images import IMAGE_EXTENSIONS, ImageSink, ImageSource
+from .reconnect import ReconnectingSource
 from .stream import StreamSink
 from .synthetic import SyntheticSource
 from .video import VIDEO_EXTENSIONS, VideoFileSink, VideoFileSource, is_url
@@ -32,6 +33,7 @@ __all__ = [
     "ImageSink",
     "ImageSource",
     "LatestFrameSlot",
+    "ReconnectingSource",
     "Sink",
     "SinkError",
     "Source",

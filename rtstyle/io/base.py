@@ -106,6 +106,9 @@ class Sink(abc.ABC):
 
     #: True when the sink must see every frame (files); False when it may skip frames (displays).
     lossless: bool = True
+    #: True when the sink has a GUI that one thread must own: the pipeline then calls :meth:`pump`
+    #: on the thread that runs it (``Pipeline.run`` / ``wait``, the main thread), not in a stage.
+    needs_gui_thread: bool = False
 
     @abc.abstractmethod
     def write(self, frame: Frame) -> None:
@@ -123,11 +126,13 @@ class Sink(abc.ABC):
         """Give interactive sinks a handle on the pipeline. Default: ignored."""
 
     def poll(self) -> None:
-        """Pump UI events while no frames flow (e.g. when paused). Default: nothing.
+        """Called from the writer thread every ~0.1 s while no frames flow (e.g. when paused), for
+        sinks that must do something then (keep a connection alive, pump a stage-owned UI).
+        Default: nothing. A GUI that one thread must own uses :meth:`pump` instead."""
 
-        The preview window only sees key presses while something calls into OpenCV, so a paused
-        pipeline calls this every few tens of milliseconds to keep the "unpause" key working.
-        """
+    def pump(self, timeout: float = 0.02) -> None:
+        """Drive the GUI from the thread that owns it: draw, handle events, waiting at most
+        ``timeout`` seconds. Called only on sinks with :attr:`needs_gui_thread`. Default: nothing."""
 
     def __enter__(self) -> "Sink":
         return self

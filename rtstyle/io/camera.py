@@ -23,7 +23,10 @@ class CameraSource(Source):
 
     A grab thread reads the camera continuously and keeps only the latest frame, so a slow
     pipeline never works on stale images; frames it replaced before anyone read them are counted
-    in :attr:`dropped`. ``pts`` is the capture time in seconds since the camera opened.
+    in :attr:`dropped`. ``pts`` is the capture time in seconds since the camera opened. A camera
+    that stops delivering ends the stream with :class:`SourceError`; wrap the camera in
+    :class:`~rtstyle.io.reconnect.ReconnectingSource` (as ``rtstyle live`` does) to ride out a USB
+    hiccup or an unplugged device.
 
     Args:
         device: camera index (``0``) or device path (``"/dev/video0"``).

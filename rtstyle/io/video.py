@@ -17,6 +17,7 @@ import numpy as np
 
 from ..frame import Frame
 from .base import LatestFrameSlot, Sink, SinkError, Source, SourceError, SourceInfo
+from .safety import check_output, temp_path
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoFileSink", "VideoFileSource", "is_url"]
 
@@ -36,6 +37,8 @@ _URL_SCHEMES = ("udp", "rtp", "rtmp", "rtmps", "rtsp", "rtsps", "http", "https",
 
 # A sentinel the decode thread puts after the last frame of a file.
 _END = object()
+# Damaged places of a file listed in VideoFileSource.damage (the rest are only counted).
+_MAX_DAMAGE_LISTED = 100
 
 
 def is_url(spec: str | os.PathLike[str]) -> bool:
@@ -160,6 +163,10 @@ class VideoFileSource(Source):
         self._slot = LatestFrameSlot()
         self._eof = False
         self._closed = False
+        #: Where the input could not be decoded: ``{"frame", "time_s", "reason"}`` per place, in order.
+        #: A damaged or truncated file still yields every frame that decodes; this says what was lost.
+        self.damage: list[dict[str, Any]] = []
+        self._damage_count = 0
         self._thread = threading.Thread(target=self._decode_loop, name="rtstyle-video-decode", daemon=True)
         self._thread.start()
         log.debug("opened %s: %s", spec, self.info)
@@ -171,11 +178,31 @@ class VideoFileSource(Source):
 
     # -- decode thread ---------------------------------------------------------------------
     def _frames(self) -> Iterator[Frame]:
+        import av
+
         index = 0
-        for packet in self._container.demux(self._stream):
-            if self._stop.is_set():
-                return
-            for vf in packet.decode():
+        last_end: float | None = None  # seconds: end of the last frame decoded
+        packets = self._container.demux(self._stream)
+        while not self._stop.is_set():
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.ExitError:
+                raise  # a stream's read timeout: handled by the caller as its end
+            except (av.error.FFmpegError, OSError) as exc:
+                if index == 0 or self._url:
+                    raise
+                # A file whose container breaks part-way: keep what was decoded before the break.
+                self._damaged(index, None, f"unreadable from here on: {_reason(exc)}")
+                break
+            try:
+                decoded = packet.decode()
+            except (av.error.FFmpegError, ValueError) as exc:
+                # One damaged packet costs its frame(s), not the rest of the file.
+                self._damaged(index, packet, _reason(exc))
+                continue
+            for vf in decoded:
                 image = np.ascontiguousarray(vf.to_ndarray(format="rgb24"))
                 if vf.pts is not None and vf.time_base:
                     pts = float(vf.pts * vf.time_base)
@@ -185,6 +212,55 @@ class VideoFileSource(Source):
                     pts = None
                 yield Frame(image, index=index, pts=pts)
                 index += 1
+                if pts is not None:
+                    last_end = pts + (1.0 / self._fps if self._fps else 0.0)
+        if self._stop.is_set() or self._url:
+            return  # a stream's lost packets are its weather, not damage to report at its end
+        announced = self.info.frame_count
+        end = self._expected_end()
+        # Short of the announced frames *and* of the announced duration: the file stops early (a file
+        # damaged in the middle also lacks frames, but its last frames are there).
+        short = (not self._url and bool(announced) and index < (announced or 0)
+                 and (end is None or last_end is None or last_end < end - 2.0 / (self._fps or 1.0)))
+        if not self.damage and not short:
+            return
+        if index == 0:
+            raise SourceError(f"cannot decode {self._spec}: {self.damage[0]['reason'] if self.damage else 'no frame decodes'}")
+        parts = []
+        if short:
+            t = f" ({last_end:.2f} s)" if last_end is not None else ""
+            parts.append(f"decoding stopped at frame {index}{t} of the {announced} announced (truncated?)")
+        if self.damage:
+            first = self.damage[0]
+            t = f" ({first['time_s']:.2f} s)" if first["time_s"] is not None else ""
+            parts.append(f"{self._damage_count} damaged place(s) skipped, the first at frame {first['frame']}{t}: "
+                         f"{first['reason']}")
+        if short:
+            self.damage.append({"frame": index, "time_s": None if last_end is None else round(last_end, 3),
+                                "reason": f"the file ends early ({announced} frames announced)"})
+        log.warning("%s is damaged: %s; the %d frames that decode are kept", self._spec, "; ".join(parts), index)
+
+    def _expected_end(self) -> float | None:
+        """Seconds at which the video stream should end, from its header (``None`` if unknown)."""
+        st = self._stream
+        if st.duration and st.time_base:
+            start = float(st.start_time * st.time_base) if st.start_time is not None else 0.0
+            return start + float(st.duration * st.time_base)
+        if self._container.duration:
+            return self._container.duration / 1_000_000  # av.time_base: microseconds
+        return None
+
+    def _damaged(self, index: int, packet: Any, reason: str) -> None:
+        """Note a place where the input could not be decoded (frame index, time, reason)."""
+        t: float | None = None
+        if packet is not None and packet.pts is not None and packet.time_base:
+            t = float(packet.pts * packet.time_base)
+        elif self._fps:
+            t = index / self._fps
+        self._damage_count += 1
+        log.debug("%s: damaged at frame %d: %s", self._spec, index, reason)
+        if len(self.damage) < _MAX_DAMAGE_LISTED and not self._url:  # bounded: a stream may run for days
+            self.damage.append({"frame": index, "time_s": None if t is None else round(t, 3), "reason": reason})
 
     def _decode_loop(self) -> None:
         import av
@@ -202,6 +278,8 @@ class VideoFileSource(Source):
                     frame.captured_at = time.perf_counter()
                 if not self._deliver(frame):
                     return
+        except SourceError as exc:
+            error = exc
         except av.error.ExitError:
             # The read timeout fired: the sender went quiet. For a stream that is its end.
             log.info("%s: no data for a while, treating as end of stream", self._spec)
@@ -317,9 +395,13 @@ class VideoFileSink(Sink):
         crf: constant-quality factor (lower is better; 18 is visually lossless for x264).
         audio_from: a media file whose first audio stream goes into the output.
         preset: x264 speed preset.
+        overwrite: replace an existing file at ``path`` (it is replaced only when the new one is
+            complete); without it an existing file is refused.
 
     Raises:
         SinkError: the folder does not exist or is not writable, or the extension is unknown.
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+        SameFileError: ``path`` is the ``audio_from`` file.
     """
 
     lossless = True
@@ -334,6 +416,7 @@ class VideoFileSink(Sink):
         crf: int = 18,
         audio_from: str | os.PathLike[str] | None = None,
         preset: str = "veryfast",
+        overwrite: bool = False,
     ) -> None:
         _import_av(SinkError)  # fail here, not at the first frame
         self.path = Path(path)
@@ -357,7 +440,9 @@ class VideoFileSink(Sink):
         self.audio_from = Path(audio_from) if audio_from else None
         if self.audio_from is not None and not self.audio_from.is_file():
             raise SinkError(f"audio source not found: {self.audio_from}")
-        self.temp_path = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
+        self.overwrite = overwrite
+        check_output(self.path, overwrite=overwrite, inputs=(self.audio_from,))
+        self.temp_path = temp_path(self.path)
         self.frames_written = 0
         self._container: Any = None
         self._vstream: Any = None

@@ -9,12 +9,17 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import logging
+import pickle
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
 from torch import nn
 
+from ..weights import check_weight_file
 from ._spec import ModelSpec
 
 __all__ = [
@@ -103,6 +108,60 @@ def _unknown_message(name: str) -> str:
     return f"unknown model {name!r}{hint}"
 
 
+# What torch.load(weights_only=True) says about a pickle holding more than tensors starts with
+# advice to load it unsafely; the user gets what it means instead.
+_UNSAFE_PICKLE = "Weights only load failed"
+_FILE_RUNTIME_ERRORS = ("PytorchStreamReader", "loading state_dict", "zip archive", "unexpected EOF")
+
+
+def _reason(exc: BaseException) -> str:
+    """One short line out of a loader's error."""
+    text = str(exc)
+    if _UNSAFE_PICKLE in text:
+        if "Unsupported global" in text or "GLOBAL" in text:
+            return ("the file holds pickled Python objects, not only tensors (a whole pickled model?); "
+                    "save its state_dict() instead")
+        return "not a PyTorch checkpoint (unreadable pickle)"
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    if first.endswith(":") and len(lines) > 1:  # "Error(s) in loading state_dict for X:" + the first error
+        first = f"{first} {lines[1]}"
+    return first if len(first) <= 200 else first[:197] + "..."
+
+
+@contextmanager
+def _load_errors(what: str) -> Iterator[None]:
+    """Turn a damaged or foreign weight file's low-level error into one :class:`WeightFileError` line.
+
+    Errors that already are user errors (a missing file, an unknown name, a wrong control) pass as
+    they are; ValueErrors keep their message unless it is torch's unsafe-pickle essay.
+    """
+    from ..weights import WeightFileError
+
+    try:
+        yield
+    except (FileNotFoundError, PermissionError, UnknownModelError, WeightFileError, TypeError):
+        raise
+    except ValueError as e:
+        if _UNSAFE_PICKLE in str(e):
+            raise WeightFileError(f"{what}: {_reason(e)}") from e
+        raise
+    except (pickle.UnpicklingError, EOFError, OSError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+        raise WeightFileError(f"{what}: cannot load the weights ({_reason(e)})") from e
+    except RuntimeError as e:
+        # torch's reader of a broken zip and load_state_dict's size mismatches; other RuntimeErrors
+        # (a backend, a device) are not about the file and keep their own message
+        if any(m in str(e) for m in _FILE_RUNTIME_ERRORS):
+            raise WeightFileError(f"{what}: cannot load the weights ({_reason(e)})") from e
+        raise
+    except Exception as e:
+        # safetensors' error is a bare Exception subclass; matched by name so that this module
+        # does not import the package just to name it
+        if type(e).__name__ == "SafetensorError":
+            raise WeightFileError(f"{what}: damaged safetensors file ({_reason(e)})") from e
+        raise
+
+
 def create_model(name: str | Path, **kwargs: object) -> nn.Module:
     """Build a model by registry name or from a checkpoint path.
 
@@ -118,7 +177,8 @@ def create_model(name: str | Path, **kwargs: object) -> nn.Module:
     text = str(name)
     if text in _MODELS:
         entry = _MODELS[text]
-        model = entry.factory(entry.spec, **kwargs)
+        with _load_errors(text):
+            model = entry.factory(entry.spec, **kwargs)
     else:
         family, _, rest = text.partition(":")
         if rest and family in _PATH_LOADERS:
@@ -133,9 +193,11 @@ def create_model(name: str | Path, **kwargs: object) -> nn.Module:
             raise UnknownModelError(_unknown_message(text))
         if not path.is_file():
             raise UnknownModelError(f"model path {path} is not a file")
+        check_weight_file(path)  # a truncated or foreign file: one line before any loader tries it
         model = None
         for fam in families:
-            model = _PATH_LOADERS[fam](path, **kwargs)
+            with _load_errors(str(path)):
+                model = _PATH_LOADERS[fam](path, **kwargs)
             if model is not None:
                 break
         if model is None:

@@ -45,7 +45,17 @@ class TransformerNet(nn.Module):
     Shape:
         ``(N, 3, H, W)`` RGB in [0, 255] -> ``(N, 3, H, W)`` (unclamped; the stylizer clamps).
         ``H`` and ``W`` should be multiples of 4 for an exact size round trip.
+
+    Attributes:
+        spec: the contract, set by whoever builds the net (loader, registry, MetaNet).
+        prechecked: True when the builder checked layout and weights (MetaNet's generated nets;
+            see :class:`rtstyle.models._abilities.Prechecked`).
+        auto_backend: what ``--backend auto`` means for this net (``None``: the usual for the device).
     """
+
+    spec: ModelSpec
+    prechecked: bool = False
+    auto_backend: str | None = None
 
     def __init__(self, width: int = 32, n_res: int = 5) -> None:
         super().__init__()

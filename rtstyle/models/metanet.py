@@ -87,7 +87,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -340,6 +340,9 @@ class MetaNet(nn.Module):
         ``forward(x, feats)``: x ``(N, 3, H, W)`` RGB 0..255, feats ``(1, 1920)`` -> ``(N, 3, H, W)``.
     """
 
+    spec: ModelSpec  # set by the registry or a loader; a bare meta network under training has none
+    encoder_precision: str
+
     def __init__(self, width: int = 8, n_res: int = 5, hidden: int = 64, rank: int | None = None,
                  style_size: int = 256, style_norms: bool = False) -> None:
         super().__init__()
@@ -560,7 +563,7 @@ class MetaNet(nn.Module):
                 for pname in mod._parameters:
                     mod._parameters[pname] = None
             self.__dict__["_net_template"] = (tpl, keys)  # not a submodule: not in the state dict
-        net = _clone_skeleton(tpl)
+        net: TransformerNet = _clone_skeleton(tpl)
         mods = dict(net.named_modules())
         sd = self.generate_state_dict(feats)
         if set(sd) != keys:  # the exact TransformerNet layout, as load_state_dict would check
@@ -570,10 +573,10 @@ class MetaNet(nn.Module):
                 raise ValueError(f"the meta network generated non-finite weights ({key}) for style {name}")
             owner, _, pname = key.rpartition(".")
             mods[owner]._parameters[pname] = nn.Parameter(v.detach().clone(), requires_grad=False)
-        net.spec = self._generated_spec(name)  # type: ignore[attr-defined]
+        net.spec = self._generated_spec(name)
         # Layout and weights are checked above: the eager CPU backend need not run the net once before
         # a style change goes live (a 64-px run cost 8-20 ms of every MetaNet switch, measured live).
-        net.prechecked = True  # type: ignore[attr-defined]
+        net.prechecked = True
         return net
 
     def generate(self, style_image: torch.Tensor | np.ndarray, name: str = "style") -> TransformerNet:
@@ -631,11 +634,14 @@ class MetaNet(nn.Module):
         # ``--backend auto`` runs the generated nets eager: a new net per style would cost OpenVINO an
         # export + compile per style change (7.6 s measured), and on the lite net eager is as fast
         # (320x240 on the 2-core box: eager 24.4 ms, OpenVINO 26.7 ms per frame).
-        net.auto_backend = "eager"  # type: ignore[attr-defined]
+        net.auto_backend = "eager"
         return net
 
 
-def _clone_skeleton(mod: nn.Module) -> nn.Module:
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def _clone_skeleton(mod: _M) -> _M:
     """A copy of a module tree that holds no tensors (every parameter slot empty): new module objects
     with copies of their attribute dicts and sets (parameters, buffers, hooks), submodules cloned the
     same way; other attributes (ints, flags) shared, which for such a tree is what ``deepcopy`` gives."""
@@ -737,7 +743,7 @@ def load_metanet(path: str | Path, *, vgg: str | Path | None = None, style_encod
         p.requires_grad_(False)
     meta.vgg_path = None if vgg is None else str(vgg)
     meta.vgg_sha256 = md.get("vgg_sha256") or None
-    meta.spec = ModelSpec.from_json(md["spec"])  # type: ignore[attr-defined]
+    meta.spec = ModelSpec.from_json(md["spec"])
     meta.encoder_precision = style_encoder
     return meta.eval()
 
@@ -768,8 +774,8 @@ def load_metanet_checkpoint(path: str | Path, *, vgg: str | Path | None = None, 
     if _read(path) is None:
         return None
     meta = load_metanet(path, vgg=vgg, style_encoder=style_encoder)
-    if meta.spec.weights is None:  # type: ignore[union-attr]
-        meta.spec = replace(meta.spec, weights=str(path))  # type: ignore[attr-defined, union-attr]
+    if meta.spec.weights is None:
+        meta.spec = replace(meta.spec, weights=str(path))
     return meta
 
 
@@ -793,7 +799,7 @@ def _shipped_factory(spec: ModelSpec, *, vgg: str | Path | None = None, style_en
         if spec.sha256 and sha256_file(p) != spec.sha256:
             raise ValueError(f"{spec.name}: shipped weights {Path(p).name} fail their sha256 check (reinstall rtstyle)")
         meta = load_metanet(p, vgg=vgg, style_encoder=style_encoder)
-    meta.spec = spec  # type: ignore[attr-defined]
+    meta.spec = spec
     return meta
 
 

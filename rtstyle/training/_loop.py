@@ -2,12 +2,15 @@
 the optimiser step that skips non-finite losses and the step loop itself (:func:`run_steps`)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import shlex
+import statistics
 import sys
-from dataclasses import MISSING, asdict, fields
+import time
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
@@ -15,14 +18,18 @@ import numpy as np
 import torch
 
 __all__ = [
+    "Amp",
     "Checkpointer",
+    "StepTimer",
     "command_line",
     "loss_postfix",
     "optimise",
     "pick_device",
+    "resolve_amp",
     "run_steps",
     "save_preview_row",
     "to_tensor",
+    "write_train_report",
 ]
 
 log = logging.getLogger(__name__)
@@ -37,6 +44,126 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+AMP_CHOICES = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class Amp:
+    """A training run's mixed precision: the autocast dtype and the memory layout.
+
+    Attributes:
+        mode: ``fp32`` (no autocast), ``bf16`` or ``fp16``.
+        channels_last: modules and batches in NHWC (what AMX's and tensor cores' kernels want).
+        device_type: ``cpu`` or ``cuda``.
+        reason: why, for the run report.
+    """
+
+    mode: str
+    channels_last: bool
+    device_type: str
+    reason: str = ""
+    scaler: Any = field(default=None, compare=False, repr=False)
+
+    def autocast(self) -> Any:
+        """The context for forward passes (losses stay outside it, in fp32)."""
+        if self.mode == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=torch.bfloat16 if self.mode == "bf16" else torch.float16)
+
+    def module(self, m: torch.nn.Module) -> torch.nn.Module:
+        return m.to(memory_format=torch.channels_last) if self.channels_last else m
+
+    def batch(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def step(self, opt: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            opt.step()
+        else:
+            self.scaler.step(opt)
+            self.scaler.update()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"amp": self.mode, "channels_last": self.channels_last, "device": self.device_type,
+                "amp_reason": self.reason}
+
+
+def resolve_amp(amp: str, device: torch.device | str, host: Any = None, *, channels_last: bool | None = None) -> Amp:
+    """``--amp``: ``auto`` is bf16 autocast with channels-last on a CPU with AMX (bf16 tiles the OS
+    lets this process use), fp32 on other CPUs (bf16 is emulated there, and measured slower than fp32),
+    bf16 on a CUDA GPU that has it, else fp16 (with a gradient scaler). By default autocast runs
+    channels-last and fp32 on the CPU NCHW; ``channels_last`` True/False is the trainer's own choice. ``fp32``/``bf16``/``fp16`` force
+    a mode (``off`` is ``fp32``, for configs written before the choice existed).
+
+    Raises:
+        ValueError: an unknown mode, or fp16 on the CPU.
+    """
+    dev = torch.device(device)
+    mode = "fp32" if amp == "off" else amp
+    if mode not in AMP_CHOICES:
+        raise ValueError(f"--amp must be one of {', '.join(AMP_CHOICES)}, got {amp!r}")
+    if mode == "auto":
+        if dev.type == "cuda":
+            mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            reason = f"auto on CUDA: {mode}"
+        else:
+            from ..host import detect_host
+
+            h = host or detect_host()
+            mode = "bf16" if h.amx_bf16 else "fp32"
+            reason = f"auto on {h.describe().split(' (')[0]}: " + (
+                "bf16 with AMX" if mode == "bf16" else "fp32 (bf16 without AMX is emulated and slower)")
+    else:
+        reason = "as requested"
+    if mode == "fp16" and dev.type != "cuda":
+        raise ValueError("--amp fp16 needs a CUDA device; use bf16 on the CPU")
+    # autocast runs channels-last by default: the NHWC bf16/fp16 kernels (AMX brgemm, tensor cores) want it.
+    # Trainers override it where measured: the Johnson step ran faster with it in fp32 too (README,
+    # tools/bench_amp.py); MSG-Net's backward aborted inside the CPU kernels with it, in fp32 and in bf16
+    if channels_last is None:
+        channels_last = mode != "fp32" or dev.type == "cuda"
+    scaler = torch.amp.GradScaler(dev.type) if mode == "fp16" else None
+    return Amp(mode, bool(channels_last), dev.type, reason, scaler)
+
+
+class StepTimer:
+    """Wall-clock seconds of each training step (:func:`run_steps` fills it)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.t0 = time.perf_counter()
+
+    def median_after_warmup(self, warmup: int = 2) -> float | None:
+        """Median step time without the first ``warmup`` steps (kernel selection, allocator growth);
+        fewer are dropped when the run is that short."""
+        ts = self.times[min(warmup, max(0, len(self.times) - 1)):]
+        return statistics.median(ts) if ts else None
+
+
+def write_train_report(path: str | Path, *, family: str, amp: Amp, timer: StepTimer, start: int, end: int,
+                       **extra: Any) -> dict[str, Any]:
+    """``--report``: the run's steps, wall time, median step time after warm-up and mixed precision, as JSON."""
+    rep: dict[str, Any] = {
+        "family": family,
+        "steps": end - start,
+        "start_step": start,
+        "end_step": end,
+        "wall_s": round(time.perf_counter() - timer.t0, 3),
+        "step_s_median": timer.median_after_warmup(),
+        **amp.to_dict(),
+        **extra,
+    }
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(json.dumps(rep, indent=2) + "\n")
+    tmp.replace(p)
+    return rep
 
 
 def to_tensor(img: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -127,13 +254,18 @@ class Checkpointer:
         tmp.replace(self.hist_path)
 
 
-def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor) -> bool:
-    """One optimiser step on ``loss``; ``False`` (gradients cleared, no step) if the loss is not finite."""
+def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, amp: Amp | None = None) -> bool:
+    """One optimiser step on ``loss`` (through ``amp``'s gradient scaler for fp16); ``False``
+    (gradients cleared, no step) if the loss is not finite."""
     opt.zero_grad(set_to_none=True)
     if not math.isfinite(loss.item()):
         return False
-    loss.backward()
-    opt.step()
+    if amp is None:
+        loss.backward()
+        opt.step()
+    else:
+        amp.backward(loss)
+        amp.step(opt)
     return True
 
 
@@ -181,6 +313,7 @@ def run_steps(
     postfix: Callable[[Mapping[str, float]], dict[str, str]] = loss_postfix,
     advance_bar_on_skip: bool = False,
     logger: logging.Logger = log,
+    timer: StepTimer | None = None,
 ) -> int:
     """Run training steps ``start .. cfg.steps - 1`` with a progress bar; the step reached.
 
@@ -191,7 +324,7 @@ def run_steps(
     :meth:`Checkpointer.save`) is saved every ``cfg.checkpoint_every`` steps and a preview written
     (``preview(step)``) every ``cfg.preview_every`` steps (0: none until the end). On Ctrl-C the
     checkpoint is saved and the ``KeyboardInterrupt`` re-raised (rerunning the command resumes);
-    at the end the checkpoint is saved and a final preview written.
+    at the end the checkpoint is saved and a final preview written. ``timer`` records each step's time.
     """
     from tqdm import tqdm
 
@@ -203,7 +336,10 @@ def run_steps(
     restore = _stop_on_sigterm()
     try:
         while step < cfg.steps:
+            t = time.perf_counter()
             values = step_fn(step)
+            if timer is not None:
+                timer.times.append(time.perf_counter() - t)
             step += 1
             if values is None:
                 if advance_bar_on_skip:

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 from ..models.adain import adain, channel_stats
 from ..models.vgg_adain import AdaINDecoder, EncoderMismatchError, load_vgg16_encoder, save_decoder, vgg16_adain_spec
-from ._loop import (Checkpointer, command_line, loss_postfix, optimise, pick_device, run_steps, save_preview_row,
-                    to_tensor)
+from ._loop import (Checkpointer, StepTimer, command_line, loss_postfix, optimise, pick_device, resolve_amp, run_steps,
+                    save_preview_row, to_tensor, write_train_report)
 from .data import ImageFolder, load_rgb
 
 __all__ = ["AdaINTrainConfig", "train_adain"]
@@ -63,6 +63,8 @@ class AdaINTrainConfig:
     preview_style: str | None = None
     seed: int = 0
     device: str = "auto"
+    amp: str = "auto"  # auto | fp32 | bf16 | fp16, see resolve_amp
+    report: str | None = None  # JSON run report (steps, wall_s, step_s_median, amp)
     licence: str = "Apache-2.0 (decoder, trained by the rtstyle project)"
     command: str = field(default_factory=command_line)
 
@@ -82,13 +84,15 @@ def train_adain(cfg: AdaINTrainConfig, progress: bool = True) -> Path:
     dev = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
-    enc = load_vgg16_encoder(cfg.vgg).to(dev)
+    amp = resolve_amp(cfg.amp, dev)
+    log.info("mixed precision: %s, channels-last %s (%s)", amp.mode, amp.channels_last, amp.reason)
+    enc = amp.module(load_vgg16_encoder(cfg.vgg).to(dev))
     assert enc.sha256 is not None
     content = ImageFolder(cfg.content, cfg.size, short_side=2 * cfg.size, seed=cfg.seed)
     styles = ImageFolder(cfg.styles, cfg.size, short_side=2 * cfg.size, seed=cfg.seed + 1, exclude=cfg.exclude)
     log.info("training the AdaIN decoder on %d content and %d style images", len(content), len(styles))
 
-    dec = AdaINDecoder(cfg.base).to(dev)
+    dec = amp.module(AdaINDecoder(cfg.base).to(dev))
     opt = torch.optim.Adam(dec.parameters(), lr=cfg.lr)
     ck = Checkpointer(out, cfg, ("base",))
     if ck.path.exists():  # a decoder only inverts one encoder: never resume against another
@@ -123,19 +127,25 @@ def train_adain(cfg: AdaINTrainConfig, progress: bool = True) -> Path:
         nonlocal skipped
         for g in opt.param_groups:  # the paper's inverse-time decay
             g["lr"] = cfg.lr / (1.0 + cfg.lr_decay * step)
-        c = content.batch(cfg.batch).to(dev)
-        s = styles.batch(cfg.batch).to(dev)
-        with torch.no_grad():
-            s_taps = enc.taps(s)
-            m, sd = channel_stats(s_taps["r41"])
-            fc = enc(c)
-            t = adain(fc, m, sd)
-        y = dec(t)
-        y_taps = enc.taps(y)
+        c = amp.batch(content.batch(cfg.batch).to(dev))
+        s = amp.batch(styles.batch(cfg.batch).to(dev))
+        with amp.autocast():
+            with torch.no_grad():
+                s_taps = enc.taps(s)
+                fc = enc(c)
+            y_id = dec(fc) if cfg.identity_weight else None
+        # the statistics and the losses in fp32 (variances of bf16 features lose too many digits)
+        s_taps = {k: v.float() for k, v in s_taps.items()}
+        m, sd = channel_stats(s_taps["r41"])
+        t = adain(fc.float(), m, sd)
+        with amp.autocast():
+            y = dec(amp.batch(t))
+            y_taps = enc.taps(y)
+        y_taps = {k: v.float() for k, v in y_taps.items()}
         lc = cfg.content_weight * F.mse_loss(y_taps["r41"], t)
         ls = cfg.style_weight * sum(_meanstd_loss(y_taps[k], s_taps[k]) for k in ("r11", "r21", "r31", "r41"))
-        li = cfg.identity_weight * F.mse_loss(dec(fc), c) if cfg.identity_weight else torch.zeros(())
-        if not optimise(opt, lc + ls + li):
+        li = cfg.identity_weight * F.mse_loss(y_id.float(), c) if y_id is not None else torch.zeros(())
+        if not optimise(opt, lc + ls + li, amp):
             skipped += 1
             log.warning("non-finite loss at step %d: batch skipped (%d so far)", step, skipped)
             return None
@@ -143,9 +153,13 @@ def train_adain(cfg: AdaINTrainConfig, progress: bool = True) -> Path:
 
     t0 = time.perf_counter()
     dec.train()
+    start, timer = step, StepTimer()
     step = run_steps(cfg, train_step, start=step, ck=ck, modules={"model": dec, "optim": opt}, preview=preview,
                      save_extra={"encoder_sha256": enc.sha256}, desc=f"train {cfg.name}", progress=progress,
-                     postfix=lambda v: loss_postfix(v, ("content", "style", "identity")), logger=log)
+                     postfix=lambda v: loss_postfix(v, ("content", "style", "identity")), logger=log, timer=timer)
+    if cfg.report:
+        write_train_report(cfg.report, family="adain", amp=amp, timer=timer, start=start, end=step,
+                           batch=cfg.batch, size=cfg.size, base=cfg.base)
 
     spec = vgg16_adain_spec(cfg.name, cfg.base, enc.sha256, {
         "training_command": cfg.command,

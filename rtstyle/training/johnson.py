@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +11,8 @@ import torch
 
 from ..models._spec import ModelSpec
 from ..models.johnson import TransformerNet, save_rtstyle_weights
-from ._loop import Checkpointer, command_line, optimise, pick_device, run_steps, to_tensor
+from ._loop import (Checkpointer, StepTimer, command_line, optimise, pick_device, resolve_amp, run_steps, to_tensor,
+                    write_train_report)
 from .data import ImageFolder, load_rgb
 from .losses import content_loss, gram, gram_style_loss, tv_loss
 from .vgg import load_vgg16
@@ -46,7 +46,8 @@ class JohnsonTrainConfig:
     preview: str | None = None
     seed: int = 0
     device: str = "auto"
-    amp: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU), bf16, fp16, off
+    amp: str = "auto"  # auto | fp32 | bf16 | fp16, see resolve_amp
+    report: str | None = None  # JSON run report (steps, wall_s, step_s_median, amp)
     licence: str = "CC0-1.0 (weights); style image public domain"
     command: str = field(default_factory=command_line)
 
@@ -71,18 +72,15 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
     vgg = load_vgg16(cfg.vgg).to(dev)
     data = ImageFolder(cfg.data, cfg.size, seed=cfg.seed)
     style_img = to_tensor(load_rgb(cfg.style, max_side=cfg.style_size), dev)
-    # bf16 autocast was measured slower than fp32 for this workload on the 2-core AVX-512 dev
-    # CPU (1.0 s vs 0.65 s per batch-2 192px step), so "auto" keeps fp32 on CPU.
-    amp_mode = cfg.amp if cfg.amp != "auto" else ("fp16" if dev.type == "cuda" else "off")
-    if amp_mode not in ("bf16", "fp16", "off"):
-        raise ValueError(f"--amp must be auto, bf16, fp16 or off, got {cfg.amp!r}")
-    amp = (torch.autocast(dev.type, dtype=torch.bfloat16 if amp_mode == "bf16" else torch.float16)
-           if amp_mode != "off" else nullcontext())
-    vgg = vgg.to(memory_format=torch.channels_last)
-    with torch.no_grad(), amp:
-        style_grams = {k: gram(v) for k, v in vgg(style_img).items()}
+    amp = resolve_amp(cfg.amp, dev, channels_last=True)  # measured faster for this net (tools/bench_amp.py)
+    log.info("mixed precision: %s, channels-last %s (%s)", amp.mode, amp.channels_last, amp.reason)
+    vgg = amp.module(vgg)
+    with torch.no_grad():
+        with amp.autocast():
+            style_feats = vgg(amp.batch(style_img))
+        style_grams = {k: gram(v) for k, v in style_feats.items()}  # Gram in fp32, as the loss takes it
 
-    net = TransformerNet(cfg.width, cfg.n_res).to(dev, memory_format=torch.channels_last)
+    net = amp.module(TransformerNet(cfg.width, cfg.n_res).to(dev))
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     step = ck.resume({"model": net, "optim": opt}, dev)
     if step:
@@ -103,8 +101,8 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
         cv2.imwrite(str(out / f"preview_{step:06d}.jpg"), cv2.cvtColor(both, cv2.COLOR_RGB2BGR))
 
     def train_step(step: int) -> dict[str, float] | None:
-        x = data.batch(cfg.batch).to(dev, memory_format=torch.channels_last)
-        with amp:
+        x = amp.batch(data.batch(cfg.batch).to(dev))
+        with amp.autocast():
             y = net(x * 255.0) / 255.0
             fy = vgg(y)
             with torch.no_grad():
@@ -112,15 +110,19 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
         lc = cfg.content_weight * content_loss(fy["relu2_2"], fx["relu2_2"])
         ls = cfg.style_weight * gram_style_loss(fy, style_grams)
         lt = cfg.tv_weight * tv_loss(y.float() * 255.0)
-        if not optimise(opt, lc + ls + lt):
+        if not optimise(opt, lc + ls + lt, amp):
             log.warning("non-finite loss at step %d: skipped", step)
             return None
         return {"content": lc.item(), "style": ls.item(), "tv": lt.item()}
 
     net.train()
     t0 = time.perf_counter()
+    start, timer = step, StepTimer()
     step = run_steps(cfg, train_step, start=step, ck=ck, modules={"model": net, "optim": opt}, preview=save_preview,
-                     desc=f"train {name}", progress=progress, logger=log)
+                     desc=f"train {name}", progress=progress, logger=log, timer=timer)
+    if cfg.report:
+        write_train_report(cfg.report, family="johnson", amp=amp, timer=timer, start=start, end=step,
+                           batch=cfg.batch, size=cfg.size, width=cfg.width)
 
     weights_name = f"{name.replace('.', '_')}.safetensors"
     spec = ModelSpec(

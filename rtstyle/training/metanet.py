@@ -48,7 +48,8 @@ import torch.nn.functional as F
 
 from ..models.metanet import MetaNet, MetaNetArch, metanet_spec, resize_long, save_metanet, style_features
 from ..weights import resolve_weight
-from ._loop import Checkpointer, command_line, pick_device, run_steps, save_preview_row, to_tensor
+from ._loop import (Checkpointer, StepTimer, command_line, pick_device, resolve_amp, run_steps, save_preview_row,
+                    to_tensor, write_train_report)
 from .data import ImageFolder, list_images, load_rgb
 from .losses import content_loss, gram, tv_loss
 from .vgg import load_vgg16
@@ -94,6 +95,8 @@ class MetaNetTrainConfig:
     preview: str | None = None
     seed: int = 0
     device: str = "auto"
+    amp: str = "auto"  # auto | fp32 | bf16 | fp16, see resolve_amp
+    report: str | None = None  # JSON run report (steps, wall_s, step_s_median, amp)
     licence: str = "Apache-2.0 (meta network, trained by the rtstyle project)"
     command: str = field(default_factory=command_line)
 
@@ -196,7 +199,9 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
     # decoded once, a little larger than style_size so that crops keep detail
     styles = [to_tensor(load_rgb(p, max_side=2 * cfg.style_size), "cpu") for p in train_files]
     vgg_file = resolve_weight("vgg16", explicit=cfg.vgg)
-    vgg = load_vgg16(vgg_file).to(dev)
+    amp = resolve_amp(cfg.amp, dev)
+    log.info("mixed precision: %s, channels-last %s (%s)", amp.mode, amp.channels_last, amp.reason)
+    vgg = amp.module(load_vgg16(vgg_file).to(dev))
     vgg_sha = file_sha256(Path(vgg_file))
     data = ImageFolder(cfg.content, cfg.size, seed=cfg.seed)
     log.info("MetaNet: %d training styles (%d held out), %d content images", len(styles), len(held_files), len(data))
@@ -265,10 +270,11 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
             block = step // cfg.style_every
             k, s = style_of_block(block)
             with torch.no_grad():
-                fs = vgg(s)
-                targets = {n: gram(v) for n, v in fs.items()}
+                with amp.autocast():
+                    fs = vgg(amp.batch(s))
+                targets = {n: gram(v) for n, v in fs.items()}  # Gram in fp32, as the loss takes it
                 feats = style_features(vgg, s)
-        x = data.batch(cfg.batch).to(dev)
+        x = amp.batch(data.batch(cfg.batch).to(dev))
         flat = flat_mask(x, cfg.flat_std)
         if bool(flat.any()):
             counters.add("flat_images", int(flat.sum()))
@@ -277,11 +283,13 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
                 counters.add("flat_batches")
                 log.warning("step %d: every content crop of the batch is flat: batch skipped", step)
                 return None
-        gen, norms = meta.generate_weights(feats, with_stats=True)  # type: ignore[misc]
-        y = meta.run(x * 255.0, gen) / 255.0
-        fy = vgg(y)
-        with torch.no_grad():
-            fx = vgg(x)
+        with amp.autocast():
+            gen, norms = meta.generate_weights(feats, with_stats=True)  # type: ignore[misc]
+            y = meta.run(x * 255.0, gen) / 255.0
+            fy = vgg(y)
+            with torch.no_grad():
+                fx = vgg(x)
+        y = y.float()
         lc = cfg.content_weight * content_loss(fy["relu2_2"], fx["relu2_2"])
         ls = cfg.style_weight * sum(F.mse_loss(gram(fy[n]), t.expand(y.shape[0], -1, -1)) for n, t in targets.items())
         lt = cfg.tv_weight * tv_loss(y * 255.0) if cfg.tv_weight else torch.zeros((), device=dev)
@@ -289,14 +297,18 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
         opt.zero_grad(set_to_none=True)
         gn = float("nan")
         if math.isfinite(loss.item()):
-            loss.backward()
+            amp.backward(loss)
+            if amp.scaler is not None:
+                amp.scaler.unscale_(opt)  # the norm of the true gradients
             gn = float(torch.nn.utils.clip_grad_norm_(meta.parameters(), float("inf")))
         if not math.isfinite(gn):
             counters.add("nonfinite_batches")
             log.warning("non-finite loss or gradient at step %d (style %s): batch skipped", step, names[k])
             opt.zero_grad(set_to_none=True)
+            if amp.scaler is not None:
+                amp.scaler.update()  # fp16: lower the scale after an overflow
             return None
-        opt.step()
+        amp.step(opt)
         counters.add("trained_steps")
         g = float(norms.max())
         counters.values["max_gen_norm"] = max(counters["max_gen_norm"], g)
@@ -315,8 +327,12 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
 
     t0 = time.perf_counter()
     meta.train()
+    start, timer = step, StepTimer()
     step = run_steps(cfg, train_step, start=step, ck=ck, modules=modules, preview=preview, desc=f"train {cfg.name}",
-                     progress=progress, postfix=postfix, advance_bar_on_skip=True, logger=log)
+                     progress=progress, postfix=postfix, advance_bar_on_skip=True, logger=log, timer=timer)
+    if cfg.report:
+        write_train_report(cfg.report, family="metanet", amp=amp, timer=timer, start=start, end=step,
+                           batch=cfg.batch, size=cfg.size, width=cfg.width)
 
     report = {k: (int(v) if k != "max_gen_norm" else round(float(v), 4)) for k, v in counters.values.items()}
     report["steps"] = step

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from ..models._spec import ModelSpec
 from ..models.msgnet import MSGNet, MSGNetArch, gram_matrix, save_msgnet
-from ._loop import Checkpointer, command_line, optimise, pick_device, run_steps, save_preview_row, to_tensor
+from ._loop import (Checkpointer, StepTimer, command_line, optimise, pick_device, resolve_amp, run_steps,
+                    save_preview_row, to_tensor, write_train_report)
 from .data import ImageFolder, list_images, load_rgb
 from .losses import content_loss, gram
 from .vgg import load_vgg16
@@ -60,6 +61,8 @@ class MSGNetTrainConfig:
     preview: str | None = None
     seed: int = 0
     device: str = "auto"
+    amp: str = "auto"  # auto | fp32 | bf16 | fp16, see resolve_amp
+    report: str | None = None  # JSON run report (steps, wall_s, step_s_median, amp)
     licence: str = "Apache-2.0 (weights, trained by the rtstyle project); styles: public-domain paintings"
     command: str = field(default_factory=command_line)
 
@@ -85,7 +88,10 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
     if len(set(names)) != len(names):
         raise ValueError("style images must have distinct file names (they name the styles)")
     styles = [to_tensor(load_rgb(p, max_side=max(cfg.style_sizes + cfg.bank_sizes)), dev) for p in style_files]
-    vgg = load_vgg16(cfg.vgg).to(dev)
+    # NCHW always: with channels-last the backward pass aborted in the CPU kernels (fp32 and bf16, dev CPU)
+    amp = resolve_amp(cfg.amp, dev, channels_last=False)
+    log.info("mixed precision: %s, channels-last %s (%s)", amp.mode, amp.channels_last, amp.reason)
+    vgg = amp.module(load_vgg16(cfg.vgg).to(dev))
     data = ImageFolder(cfg.data, cfg.size, seed=cfg.seed)
     log.info("MSG-Net: %d styles, %d content images", len(styles), len(data))
 
@@ -94,9 +100,11 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
     with torch.no_grad():
         for i, s in enumerate(styles):
             for size in cfg.style_sizes:
-                targets[i, size] = {k: gram(v) for k, v in vgg(_resize_long(s, size)).items()}
+                with amp.autocast():
+                    feats = vgg(amp.batch(_resize_long(s, size)))
+                targets[i, size] = {k: gram(v) for k, v in feats.items()}  # Gram in fp32, as the loss takes it
 
-    net = MSGNet(cfg.arch).to(dev)
+    net = amp.module(MSGNet(cfg.arch).to(dev))
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     ck = Checkpointer(out, cfg, ("ngf", "n_blocks", "stem", "down1", "up1", "up2"))
     step = ck.resume({"model": net, "optim": opt}, dev)
@@ -122,16 +130,17 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
         nonlocal skipped
         k = step % len(styles)
         size = int(rng.choice(cfg.style_sizes))
-        x = data.batch(cfg.batch).to(dev)
-        g = net.style_gram(_resize_long(styles[k], size) * 255.0)
-        y = net(x * 255.0, g) / 255.0
-        fy = vgg(y)
-        with torch.no_grad():
-            fx = vgg(x)
+        x = amp.batch(data.batch(cfg.batch).to(dev))
+        with amp.autocast():
+            g = net.style_gram(amp.batch(_resize_long(styles[k], size)) * 255.0)
+            y = net(x * 255.0, g) / 255.0
+            fy = vgg(y)
+            with torch.no_grad():
+                fx = vgg(x)
         lc = cfg.content_weight * content_loss(fy["relu2_2"], fx["relu2_2"])
         ls = cfg.style_weight * sum(F.mse_loss(gram(fy[n]), t.expand(y.shape[0], -1, -1))
                                     for n, t in targets[k, size].items())
-        if not optimise(opt, lc + ls):
+        if not optimise(opt, lc + ls, amp):
             skipped += 1
             log.warning("non-finite loss at step %d (style %s): batch skipped", step, names[k])
             return None
@@ -139,8 +148,12 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
 
     t0 = time.perf_counter()
     net.train()
+    start, timer = step, StepTimer()
     step = run_steps(cfg, train_step, start=step, ck=ck, modules={"model": net, "optim": opt}, preview=preview,
-                     desc=f"train {cfg.name}", progress=progress, logger=log)
+                     desc=f"train {cfg.name}", progress=progress, logger=log, timer=timer)
+    if cfg.report:
+        write_train_report(cfg.report, family="msgnet", amp=amp, timer=timer, start=start, end=step,
+                           batch=cfg.batch, size=cfg.size, ngf=cfg.ngf)
 
     net.eval()
     bank: dict[str, torch.Tensor] = {}

@@ -94,7 +94,8 @@ def test_config() -> None:
 def test_bf16_hint_reaches_the_compiled_model(tnet, frames, session_cache) -> None:
     runner = _ov(session_cache, "bf16").prepare(tnet, (frames[0],))
     got = runner.compiled.get_property("INFERENCE_PRECISION_HINT")
-    assert got == (ov.Type.bf16 if HAS_BF16 else ov.Type.f32)
+    # without native bf16, OpenVINO before 2026 reported its f32 fallback; 2026.4 reports the hint as given
+    assert got == ov.Type.bf16 or (not HAS_BF16 and got == ov.Type.f32)
 
 
 def test_int8_without_nncf_says_what_to_install(tnet, frames, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:

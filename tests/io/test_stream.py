@@ -71,3 +71,121 @@ def test_udp_url_gets_packet_size() -> None:
     assert StreamSink("udp://127.0.0.1:5000?pkt_size=188", fps=25).url == "udp://127.0.0.1:5000?pkt_size=188"
     s = StreamSink("rtmp://127.0.0.1/live/x", fps=30)
     assert s.format == "flv" and not s.lossless and s.gop == 15
+
+
+class _TcpServer:
+    """A TCP server on 127.0.0.1 that keeps what each connection sent; ``stop()`` cuts everything."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(4)
+        self.received: list[bytearray] = []
+        self.conns: list = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            buf = bytearray()
+            self.received.append(buf)
+            self.conns.append(conn)
+            threading.Thread(target=self._read, args=(conn, buf), daemon=True).start()
+
+    @staticmethod
+    def _read(conn, buf: bytearray) -> None:
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+
+    def stop(self) -> None:
+        import socket
+
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone would not
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+@pytest.mark.network
+def test_stream_reconnects_after_the_server_restarts() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    first = _TcpServer(port)
+    sink = StreamSink(f"tcp://127.0.0.1:{port}", fps=25, backoff=0.1, backoff_max=0.4)
+    src = SyntheticSource(160, 120, fps=25, live=False)
+    second = None
+    try:
+        lost_at = None
+        for i in range(1000):
+            sink.write(src.read())
+            time.sleep(0.02)
+            if i == 50:
+                first.stop()  # the server goes away: writes fail with a broken pipe / reset
+            if lost_at is None and sink.outages:
+                lost_at = i
+            if lost_at is not None and i == lost_at + 40 and second is None:
+                second = _TcpServer(port)  # and comes back on the same port after a while
+            if second is not None and second.received and len(second.received[0]) > 20_000:
+                break
+    finally:
+        sink.close()
+        first.stop()
+        if second is not None:
+            second.stop()
+    assert sink.reconnects == 1 and sink.outages == 1
+    assert sink.frames_dropped >= 10  # written while the server was away: dropped, not queued
+    assert 0.5 < sink.outage_s < 30
+    assert second is not None and second.received and len(second.received[0]) > 20_000
+    assert second.received[0][0] == 0x47  # a new MPEG-TS stream starts on the new connection
+    stats = sink.recovery_stats()
+    assert stats["reconnects"] == 1 and stats["frames_dropped"] == sink.frames_dropped
+
+
+def test_no_reconnect_raises_on_a_broken_connection() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = _TcpServer(port)
+    sink = StreamSink(f"tcp://127.0.0.1:{port}", fps=25, reconnect=False)
+    src = SyntheticSource(160, 120, fps=25, live=False)
+    try:
+        sink.write(src.read())
+        deadline = time.monotonic() + 30
+        while not server.conns and time.monotonic() < deadline:  # the server holds the connection
+            time.sleep(0.01)
+        assert server.conns, "the sink never connected"
+        server.stop()
+        with pytest.raises(SinkError, match=f"cannot stream to tcp://127.0.0.1:{port}"):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                sink.write(src.read())
+                time.sleep(0.01)
+    finally:
+        sink.abort()
+        server.stop()

@@ -64,7 +64,7 @@ def test_layout_detection_and_errors(tmp_path: Path) -> None:
         create_model(bad)
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(ValueError, match="cannot read checkpoint"):
+    with pytest.raises(ValueError, match="not a PyTorch checkpoint"):  # refused before any loader (weights.check_weight_file)
         create_model(corrupt)
     with pytest.raises(FileNotFoundError):
         create_model(tmp_path / "missing.pth")
