@@ -659,6 +659,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
     from .stylizer import Stylizer
     from .training.data import load_rgb
 
+    _refuse_output(args.output, args.images + (args.style or []), args.overwrite)
     inputs = []
     for p in args.images:
         if not Path(p).is_file():
@@ -706,7 +707,8 @@ def cmd_gatys(args: argparse.Namespace) -> int:
     for p, what in ((args.content, "content image"), (args.style, "style image")):
         if not Path(p).is_file():
             raise CLIError(f"{what} not found: {p}")
-    import cv2
+    _refuse_output(args.output, [args.content, args.style], args.overwrite)
+    from .io.images import write_image
 
     vgg = load_vgg16(args.vgg, taps=("relu1_2", "relu2_2", "relu3_3", "relu4_3"))
     weights = {k: v for k, v in dict(style_weight=args.style_weight, content_weight=args.content_weight,
@@ -714,8 +716,7 @@ def cmd_gatys(args: argparse.Namespace) -> int:
     out = gatys(args.content, args.style, vgg=vgg, steps=args.steps, size=args.size_, init=args.init,
                 optimizer=args.optimizer, seed=args.seed, progress=not args.quiet, **weights)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(args.output), cv2.cvtColor(out, cv2.COLOR_RGB2BGR)):
-        raise CLIError(f"cannot write {args.output}")
+    write_image(args.output, out)  # temp file + rename: a failed write leaves no partial image
     if not args.quiet:
         print(f"wrote {args.output}")
     return 0
@@ -1051,6 +1052,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("grid", help="before/after grid of images x models")
     s.add_argument("images", nargs="+")
     s.add_argument("-o", "--output", required=True)
+    s.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output file")
     s.add_argument("--model", "-m", action="append", default=None, help="repeat for one row per model")
     s.add_argument("--style", action="append", default=None,
                    help="style image, for models that take one; repeat for one row per style image")
@@ -1069,6 +1071,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("content")
     s.add_argument("style")
     s.add_argument("-o", "--output", required=True)
+    s.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output file")
     s.add_argument("--steps", type=int, default=300, help="L-BFGS iterations (one VGG16 forward/backward each)")
     s.add_argument("--size", dest="size_", type=int, default=512, help="longer side of the output")
     s.add_argument("--style-weight", type=float, default=None, help="relative Gram error weight (default 1)")

@@ -72,11 +72,10 @@ def make_grid(inputs: Sequence[np.ndarray], rows: Sequence[tuple[str, Sequence[n
 
 def save_grid(path: str | Path, inputs: Sequence[np.ndarray], rows: Sequence[tuple[str, Sequence[np.ndarray]]], cell_width: int = 320,
               styles: Sequence[np.ndarray | None] | None = None) -> Path:
-    import cv2
+    from .io.images import write_image
 
     grid = make_grid(inputs, rows, cell_width, styles)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]):
-        raise OSError(f"cannot write {path}")
+    write_image(path, grid)  # temp file + rename: never half a grid
     return path

@@ -560,3 +560,25 @@ def test_live_recording_never_replaces_an_existing_file(tmp_path, capsys):
     assert main(["live", "--source", "synthetic:64x48@10", "--sink", str(rec), "--max-frames", "3", "-y",
                  "--size", "32"]) == 0
     assert rec.stat().st_size > 0 and rec.read_bytes() != before
+
+
+def test_grid_refuses_an_existing_output_unless_asked(tmp_path, capsys):
+    """`rtstyle grid -o X` keeps an existing X unless -y, and never names an input as its output."""
+    import numpy as np
+    from rtstyle.cli import main
+    from rtstyle.io.images import read_image, write_image
+
+    photo = tmp_path / "photo.png"
+    write_image(photo, (np.indices((48, 64)).sum(0)[..., None] * np.array([3, 1, 2]) % 256).astype(np.uint8))
+    out = tmp_path / "grid.jpg"
+    out.write_bytes(b"an earlier grid")
+    assert main(["-q", "grid", str(photo), "-o", str(out), "--max-side", "64"]) != 0
+    err = capsys.readouterr().err
+    assert "exists" in err and "Traceback" not in err
+    assert out.read_bytes() == b"an earlier grid"
+    before = photo.read_bytes()
+    assert main(["-q", "grid", str(photo), "-o", str(photo), "-y"]) != 0
+    assert photo.read_bytes() == before
+    assert main(["-q", "grid", str(photo), "-o", str(out), "--max-side", "64", "-y"]) == 0
+    assert read_image(out).shape[2] == 3
+    assert not list(tmp_path.glob(".*part*"))

@@ -12,9 +12,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -31,6 +32,19 @@ if TYPE_CHECKING:
 __all__ = ["LazyCalibration", "OpenVINOBackend", "OpenVINORunner", "ov_config"]
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def quiet_nncf() -> Iterator[None]:
+    """NNCF logs every quantizer it leaves out at INFO (dozens of lines per network) on its own
+    handler; a user's job should show only warnings from it."""
+    nncf_log = logging.getLogger("nncf")
+    old = nncf_log.level
+    nncf_log.setLevel(max(old, logging.WARNING))
+    try:
+        yield
+    finally:
+        nncf_log.setLevel(old)
 
 _INSTALL = "pip install 'rtstyle[openvino]'"
 # rtstyle precision -> OpenVINO INFERENCE_PRECISION_HINT
@@ -223,7 +237,9 @@ class OpenVINOBackend(Backend):
             names=[convs[0], convs[-1]] if len(convs) > 1 else [],
             validate=False,
         )
-        return nncf.quantize(m, dataset, subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED, ignored_scope=keep)
+        with quiet_nncf():
+            return nncf.quantize(m, dataset, subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED,
+                                 ignored_scope=keep)
 
     # ------------------------------------------------------------------ Backend
     def prepare(self, model: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> Runner:

@@ -369,24 +369,8 @@ class _RemuxSink(VideoFileSink):
             raise SinkError(f"cannot write {self.path}: {_reason(exc)}") from None
         self.frames_written += 1
 
-    def close(self) -> None:
-        import av
-
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._pump_audio(until=self._video_end)
-            if self._audio_out is not None and not self._audio_remux:
-                self._container.mux(self._audio_out.encode(None))
-            self._container.close()
-            self._container = None
-            os.replace(self.temp_path, self.path)
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
-            self._discard()
-            raise SinkError(f"cannot finish {self.path}: {_reason(exc)}") from None
-        finally:
-            self._close_audio_input()
+    def _flush_video(self) -> None:
+        """Packets are copied as they are: there is no encoder to drain."""
 
 
 def join_chunks(parts: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, fps: float,

@@ -599,6 +599,10 @@ class VideoFileSink(Sink):
                     self._container.mux(self._audio_out.encode(af))
 
     # -- finishing -------------------------------------------------------------------------
+    def _flush_video(self) -> None:
+        """Drain the encoder (a remuxing subclass has none)."""
+        self._container.mux(self._vstream.encode(None))
+
     def close(self) -> None:
         """Flush the encoders, finish the file and rename it to its final name.
 
@@ -614,7 +618,7 @@ class VideoFileSink(Sink):
             log.warning("%s: no frames were written; no file created", self.path)
             return
         try:
-            self._container.mux(self._vstream.encode(None))
+            self._flush_video()
             self._pump_audio(until=self._video_end)
             if self._audio_out is not None and not self._audio_remux:
                 self._container.mux(self._audio_out.encode(None))

@@ -214,9 +214,12 @@ def _quantize(nncf: Any, m: Any, calib: list[np.ndarray]) -> Any:
     """Post-training int8 of a converted encoder: every convolution but the first (which sees the raw
     image), MIXED preset (asymmetric activations)."""
     convs = [op.get_friendly_name() for op in m.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    from ..backends.openvino import quiet_nncf
+
     keep = nncf.IgnoredScope(names=convs[:1], validate=False)
-    return nncf.quantize(m, nncf.Dataset(calib), subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED,
-                         ignored_scope=keep)
+    with quiet_nncf():
+        return nncf.quantize(m, nncf.Dataset(calib), subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED,
+                             ignored_scope=keep)
 
 
 def style_encoder_for(owner: Any, attr: str, build: Callable[[], nn.Module], runtime: str, name: str,
