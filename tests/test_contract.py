@@ -18,7 +18,7 @@ from torch import nn
 from rtstyle import contract
 from rtstyle.frame import Frame
 from rtstyle.gpu import DeferredScheduler, StagedStylizer
-from rtstyle.models import ModelSpec, create_model
+from rtstyle.models import ModelSpec, create_model, get_spec
 from rtstyle.models.johnson import TransformerNet
 from rtstyle.stylizer import Stylizer
 
@@ -163,14 +163,14 @@ def test_pad_replicates_when_the_image_is_too_small_to_reflect() -> None:
 
 # --------------------------------------------------------------------------- every family, staged vs Stylizer
 
-FAMILIES: dict[str, tuple[str, bool]] = {  # family -> (model, takes a style image)
-    "johnson": ("johnson.starry_night_lite", False),
-    "msgnet": ("msgnet.lite", False),
-    "adain": ("adain.vgg16", True),
-    "metanet": ("metanet.lite", True),
-    "styleswap": ("styleswap.r31", True),
-    "wct": ("wct.r31", True),
-    "onnx": ("onnx.multistyle26", False),
+FAMILIES: dict[str, str] = {  # family -> its case; whether it takes a style image is its spec's
+    "johnson": "johnson.starry_night_lite",
+    "msgnet": "msgnet.lite",
+    "adain": "adain.vgg16",
+    "metanet": "metanet.lite",
+    "styleswap": "styleswap.r31",
+    "wct": "wct.r31",
+    "onnx": "onnx.multistyle26",
 }
 
 
@@ -184,7 +184,8 @@ def test_every_listed_family_is_covered() -> None:
 def test_family_staged_matches_stylizer(family: str, clip: list[np.ndarray]) -> None:
     from rtstyle.weights import WeightNotFoundError
 
-    name, styled = FAMILIES[family]
+    name = FAMILIES[family]
+    styled = get_spec(name).needs_style_image
     try:
         model = create_model(name)
     except WeightNotFoundError as e:

@@ -36,15 +36,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 log = logging.getLogger("gpu_acceptance")
 
-# family -> (registered model, takes a style image); one entry per family `rtstyle models` lists
-FAMILIES: dict[str, tuple[str, bool]] = {
-    "johnson": ("johnson.starry_night_lite", False),
-    "msgnet": ("msgnet.lite", False),
-    "adain": ("adain.vgg16", True),
-    "metanet": ("metanet.lite", True),
-    "styleswap": ("styleswap.r31", True),
-    "wct": ("wct.r31", True),
-    "onnx": ("onnx.multistyle26", False),
+# family -> registered model, one per family `rtstyle models` lists (a style image when its spec needs one)
+FAMILIES: dict[str, str] = {
+    "johnson": "johnson.starry_night_lite",
+    "msgnet": "msgnet.lite",
+    "adain": "adain.vgg16",
+    "metanet": "metanet.lite",
+    "styleswap": "styleswap.r31",
+    "wct": "wct.r31",
+    "onnx": "onnx.multistyle26",
 }
 SPEED_MODEL = "johnson.starry_night_lite"
 SIZES = [(640, 480), (1280, 720), (1920, 1080)]
@@ -97,7 +97,7 @@ def run_staged(st: Any, frames: list[Any], device: str, depth: int = 2) -> list[
 def parity(device: str, quick: bool) -> dict[str, dict[str, Any]]:
     from rtstyle.backends import BackendUnavailableError
     from rtstyle.frame import Frame
-    from rtstyle.models import create_model, list_models
+    from rtstyle.models import create_model, get_spec, list_models
     from rtstyle.stylizer import Stylizer
     from rtstyle.weights import WeightNotFoundError
 
@@ -111,7 +111,8 @@ def parity(device: str, quick: bool) -> dict[str, dict[str, Any]]:
         if family not in FAMILIES:
             out[family] = {"model": None, "skipped": "no acceptance case for this family (add one to FAMILIES)"}
             continue
-        name, styled = FAMILIES[family]
+        name = FAMILIES[family]
+        styled = get_spec(name).needs_style_image
         entry: dict[str, Any] = {"model": name}
         t0 = time.perf_counter()
         try:
