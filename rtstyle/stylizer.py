@@ -128,6 +128,8 @@ class _Preparer:
         self._pending: list[Future[Any]] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None  # started by the first job, as an executor's is
+        self._idle = threading.Event()
+        self._idle.set()
 
     def submit(self, fn: Callable[[], Any]) -> "Future[Any]":
         fut: Future[Any] = Future()
@@ -152,10 +154,13 @@ class _Preparer:
                     self._pending.remove(fut)
             if not fut.set_running_or_notify_cancel():
                 continue
+            self._idle.clear()
             try:
                 fut.set_result(fn())
             except BaseException as e:  # handed to whoever waits on the future
                 fut.set_exception(e)
+            finally:
+                self._idle.set()
 
     def shutdown(self, wait: bool = False, cancel_futures: bool = True) -> None:
         with self._lock:
@@ -166,8 +171,10 @@ class _Preparer:
             for fut in pending:
                 fut.cancel()
         self._jobs.put(None)
-        if wait and thread is not None:
-            thread.join()
+        if thread is not None:
+            # an idle worker ends at once: join it, so a closed stylizer leaves no thread behind;
+            # a build still running is not waited for unless asked
+            thread.join(None if wait else (1.0 if self._idle.is_set() else 0.0))
 
 
 class Stylizer:
