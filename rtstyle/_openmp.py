@@ -8,10 +8,10 @@ futex wake-up. That is exactly the state of a pipeline: the main thread built th
 exists), the stylize thread runs them (a second pool), the style-preparation thread encodes styles
 (a third).
 
-Measured on the 2-core dev box (generated MetaNet net at 320x240, eager): 30-40 ms per frame when
-run from the main thread, 50-59 ms from a second thread while the main thread's pool existed, 37-39 ms
-from that thread once the main thread's pool was released (``omp_pause_resource_all`` from the main
-thread). So the pipeline releases the calling thread's pool when it starts its stages, and the
+On the 2-core dev box a net run from a second thread was markedly slower while the main thread's
+pool existed, and back to the main thread's speed once that pool was released
+(``omp_pause_resource_all`` from the main thread; figures in docs/benchmarks.md, "OpenMP pools").
+So the pipeline releases the calling thread's pool when it starts its stages, and the
 Stylizer releases the preparation thread's pool after each style it prepares: only the stylize
 thread keeps one, and it keeps the fast spin-wait.
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .image import to_image, to_tensor
+
 __all__ = ["psnr", "make_clip", "naive_loop", "pipeline_run", "inference_fps", "live_run", "run_bench"]
 
 log = logging.getLogger(__name__)
@@ -70,11 +72,10 @@ def naive_loop(clip: Path, out: Path, model: Any) -> dict[str, float]:
         s.width, s.height, s.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
         s.options = {"crf": "18", "preset": "veryfast"}
         for f in cin.decode(vin):
-            x = torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1)[None].float()
+            x = to_tensor(f.to_ndarray(format="rgb24"), max_value=255.0)
             with torch.inference_mode():
-                y = model(x).clamp(0, 255)
-            img = y[0].permute(1, 2, 0).round().byte().numpy()
-            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+                img = to_image(model(x), max_value=255.0)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 cout.mux(p)
             n += 1
         for p in s.encode(None):

@@ -55,6 +55,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import numpy as np
 
+from .image import ImageReadError, decode_image, encode_image, find_image, read_image
+
 if TYPE_CHECKING:
     from aiohttp import web
 
@@ -68,7 +70,6 @@ log = logging.getLogger(__name__)
 JSON_LIMIT = 64 * 1024  # bytes: the largest JSON command (a blend over a big bank is < 2 KiB)
 UPLOAD_LIMIT = 16 * 1024 * 1024  # bytes: a style image upload
 SWAP_TIMEOUT_S = 120.0
-_IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 _ACTIONS = ("/next", "/previous", "/pause", "/stop", "/brush/smaller", "/brush/larger")
 
 
@@ -356,12 +357,12 @@ class ControlServer:
     # ------------------------------------------------------------------ state
     def status(self) -> dict[str, Any]:
         """What ``GET /status`` returns: the active style, counters, fps, recent latency, controls."""
-        from .pipeline import _one_of
+        from .style_controls import bank_index
 
         p = self.pipeline
         st, state = p.stats, p.stylizer.state
         recent = np.array(list(st.latency.samples)[-256:], dtype=float)  # the last ~10 s at 25 fps
-        idx = _one_of(state.spec.styles, state.style_source) if len(state.spec.styles) > 1 else None
+        idx = bank_index(state.spec.styles, state.style_source) if len(state.spec.styles) > 1 else None
         out: dict[str, Any] = {
             "style": state.name, "model": state.spec.name, "fps": round(st.fps_ema, 2),
             "frames_in": st.frames_in, "frames_out": st.frames_out, "frames_dropped": st.frames_dropped,
@@ -400,11 +401,7 @@ class ControlServer:
     def _painting(self, name: str) -> Path | None:
         if self.style_images is None or not name or "/" in name or "\\" in name or name.startswith("."):
             return None
-        for ext in _IMAGE_EXTS:
-            p = self.style_images / f"{name}{ext}"
-            if p.is_file():
-                return p
-        return None
+        return find_image(self.style_images, name)
 
     async def _thumb(self, request: "web.Request") -> "web.StreamResponse":
         from aiohttp import web
@@ -424,12 +421,7 @@ class ControlServer:
         frame = self.pipeline.latest
         if frame is None:
             return None
-        import cv2
-
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
-        if not ok:
-            raise RuntimeError("JPEG encoding of the preview failed")
-        return buf.tobytes(), {"X-Frame-Index": str(frame.index), "X-Style": str(frame.meta.get("style", ""))}
+        return encode_image(frame.image, ".jpg", quality=85), {"X-Frame-Index": str(frame.index), "X-Style": str(frame.meta.get("style", ""))}
 
     async def _preview(self, request: "web.Request") -> "web.StreamResponse":
         from aiohttp import web
@@ -562,24 +554,11 @@ def _log_failure(fut: "Future[Any]") -> None:
 
 
 def _decode_image(data: bytes) -> np.ndarray:
-    import cv2
-
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError("the body is not an image OpenCV can read (JPEG, PNG, WebP, BMP)")
-    return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    try:
+        return decode_image(data)
+    except ImageReadError:
+        raise ValueError("the body is not an image OpenCV can read (JPEG, PNG, WebP, BMP)") from None
 
 
 def _thumbnail(path: Path, side: int = 160) -> bytes:
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"cannot read the painting {path.name}")
-    s = side / max(img.shape[:2])
-    if s < 1:
-        img = cv2.resize(img, (max(1, round(img.shape[1] * s)), max(1, round(img.shape[0] * s))), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    if not ok:
-        raise RuntimeError(f"JPEG encoding of {path.name} failed")
-    return buf.tobytes()
+    return encode_image(read_image(path, max_side=side), ".jpg", quality=85)

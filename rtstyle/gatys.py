@@ -12,8 +12,8 @@ scale of the loaded VGG16 weights nor on the image size)::
          + style_weight   * sum_l |G_l(x) - G_l(s)|^2 / |G_l(s)|^2        (l in STYLE_LAYERS)
          + tv_weight      * TV(x)
 
-with ``G`` the Gram matrix normalised by ``C*H*W`` (:func:`rtstyle.training.losses.gram`) and TV
-the mean absolute difference of neighbouring pixels (:func:`rtstyle.training.losses.tv_loss`).
+with ``G`` the Gram matrix normalised by ``C*H*W`` (:func:`rtstyle.nn.losses.gram`) and TV
+the mean absolute difference of neighbouring pixels (:func:`rtstyle.nn.losses.tv_loss`).
 Dividing each layer's Gram error by the style Gram's energy makes the four layers contribute
 comparably: with plain MSEs at torchvision's activation magnitude, relu4_3's term is ~1e-4 of
 relu1_2's and the larger motifs of a style would be ignored.
@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 import torch
 
-from .training.losses import gram, tv_loss
+from .image import check_image, read_image, resize_long, to_image, to_tensor
+from .nn.losses import gram, tv_loss
+from .nn.vgg import STYLE_LAYERS
 
 if TYPE_CHECKING:
-    from .training.vgg import VGG16Features
+    from .nn.vgg import VGG16Features
 
 __all__ = [
     "CONTENT_LAYER",
@@ -44,9 +46,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Gram-matrix style layers (Johnson et al.'s VGG16 choice; Gatys used relu1_1..relu5_1 of VGG19,
-#: which the loss network does not provide).
-STYLE_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 #: Content layer. relu3_3 rather than relu2_2: relu2_2 pins the output to the photo's fine
 #: texture and colour edges, so the style shows mostly as a colour cast; relu3_3 keeps the
 #: layout and contours while letting brush strokes replace the photo's texture (Gatys used the
@@ -62,30 +61,16 @@ _OPTIMIZERS = ("lbfgs", "adam")
 
 def _as_rgb(img: ImageInput, name: str) -> np.ndarray:
     if isinstance(img, (str, Path)):
-        from .training.data import load_rgb
-
         p = Path(img)
         if not p.is_file():
             raise ValueError(f"{name} image not found: {p}")
-        return load_rgb(p)
+        return read_image(p)
     if not isinstance(img, np.ndarray):
         raise ValueError(f"{name} must be an RGB uint8 array (H, W, 3) or an image path, got {type(img).__name__}")
-    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"{name} must be an RGB uint8 array (H, W, 3), got {img.dtype} {img.shape}")
+    check_image(img, name)
     if min(img.shape[:2]) < _MIN_SIDE:
         raise ValueError(f"{name} is too small ({img.shape[1]}x{img.shape[0]}); need at least {_MIN_SIDE} px per side")
     return img
-
-
-def _resize_long(img: np.ndarray, long_side: int) -> np.ndarray:
-    import cv2
-
-    h, w = img.shape[:2]
-    s = long_side / max(h, w)
-    if abs(s - 1.0) < 1e-9:
-        return img
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return np.ascontiguousarray(cv2.resize(img, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC))
 
 
 def prepare_pair(content: ImageInput, style: ImageInput, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -104,18 +89,13 @@ def prepare_pair(content: ImageInput, style: ImageInput, size: int | None = None
     c = _as_rgb(content, "content")
     s = _as_rgb(style, "style")
     if size is not None:
-        c = _resize_long(c, int(size))
+        c = resize_long(c, int(size))
         if min(c.shape[:2]) < _MIN_SIDE:
             raise ValueError(f"content becomes {c.shape[1]}x{c.shape[0]} at size={size}; need >= {_MIN_SIDE} px per side")
-    s = _resize_long(s, max(c.shape[:2]))
+    s = resize_long(s, max(c.shape[:2]))
     if min(s.shape[:2]) < _MIN_SIDE:
         raise ValueError(f"style becomes {s.shape[1]}x{s.shape[0]} at the content's size; need >= {_MIN_SIDE} px per side")
     return c, s
-
-
-def _to_tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-    return t.contiguous().to(device)  # contiguous: L-BFGS views the gradient flat
 
 
 class GatysObjective:
@@ -192,12 +172,12 @@ def gatys(
     Args:
         content: content photo, RGB uint8 ``(H, W, 3)`` array or image path.
         style: style image, the same.
-        vgg: a loaded :class:`~rtstyle.training.vgg.VGG16Features` returning at least
+        vgg: a loaded :class:`~rtstyle.nn.vgg.VGG16Features` returning at least
             :data:`STYLE_LAYERS` and :data:`CONTENT_LAYER` (reuse one across calls); default:
-            :func:`~rtstyle.training.vgg.load_vgg16` (``$RTSTYLE_WEIGHTS``; raises
+            :func:`~rtstyle.nn.vgg.load_vgg16` (``$RTSTYLE_WEIGHTS``; raises
             :class:`~rtstyle.weights.WeightNotFoundError` when absent). Runs on its device.
-        steps: optimiser iterations (one VGG forward/backward each; ~0.6 s at 256 px on one
-            CPU thread). With L-BFGS the objective changes little after 100-150 iterations at
+        steps: optimiser iterations (one VGG forward/backward each; the time per iteration is in
+            docs/benchmarks.md). With L-BFGS the objective changes little after 100-150 iterations at
             256 px, so 200 is a safe reference; 0 returns the initial image.
         size: resize the content so its longer side is ``size`` px; ``None``: native size. The
             style is always resized so its longer side equals the content's.
@@ -205,11 +185,11 @@ def gatys(
         style_weight: weight of the summed relative Gram errors. The default 1 (equal to
             ``content_weight``: both terms are relative errors) gives the whole image the style's
             palette and strokes while the photo's main contours stay readable (checked on real
-            pairs at 128-256 px: at 256 px / 120 iterations the Gram metric of
-            :class:`~rtstyle.quality.QualityMeter` drops ~30x below the content photo's); 2-3 lets the style take over the layout of busy photos, 0.3-0.5
-            is a lighter touch.
+            pairs at 128-256 px: the Gram metric of :class:`~rtstyle.quality.QualityMeter` drops far
+            below the content photo's, docs/benchmarks.md); 2-3 lets the style take over the layout
+            of busy photos, 0.3-0.5 is a lighter touch.
         tv_weight: weight of the total-variation smoothness term. The default 1 damps the
-            high-frequency colour noise of pixel optimisation at ~5% cost in style loss; 0
+            high-frequency colour noise of pixel optimisation at a small cost in style loss; 0
             disables it.
         init: ``"content"`` (start from the photo: faster, keeps the layout) or ``"noise"``
             (uniform noise from ``seed``: more style, looser layout, needs more steps).
@@ -253,12 +233,12 @@ def gatys(
     c_img, s_img = prepare_pair(content, style, size)
 
     if vgg is None:
-        from .training.vgg import load_vgg16
+        from .nn.vgg import load_vgg16
 
         vgg = load_vgg16(taps=tuple(dict.fromkeys((*STYLE_LAYERS, CONTENT_LAYER))))
     vgg = vgg.eval()
     device = next(vgg.parameters()).device
-    c_t, s_t = _to_tensor(c_img, device), _to_tensor(s_img, device)
+    c_t, s_t = to_tensor(c_img, device=device), to_tensor(s_img, device=device)  # contiguous: L-BFGS views the gradient flat
     objective = GatysObjective(vgg, c_t, s_t, content_weight=content_weight, style_weight=style_weight,
                                tv_weight=tv_weight)
 
@@ -314,5 +294,4 @@ def gatys(
                  steps, optimizer, time.perf_counter() - t0, best_loss)
     else:
         best = x.detach()
-    out = best.clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
-    return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy())
+    return to_image(best)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .image import resize
+
 __all__ = ["make_grid", "save_grid"]
 
 
@@ -22,14 +24,12 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 
 def _fit(img: np.ndarray, width: int, height: int) -> np.ndarray:
     """``img`` shrunk to fit ``width`` x ``height``, centred on white (the aspect ratio kept)."""
-    import cv2
-
     h, w = img.shape[:2]
     s = min(width / w, height / h)
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
     out = np.full((height, width, 3), 255, np.uint8)
     y, x = (height - nh) // 2, (width - nw) // 2
-    out[y:y + nh, x:x + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    out[y:y + nh, x:x + nw] = resize(img, (nw, nh))
     return out
 
 

@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,10 @@ from .frame import Frame
 from .io.base import LatestFrameSlot, Sink, Source
 from .io.safety import refuse_input_as_output
 from .io.reconnect import recovery_report
+from .schedule import ScheduledSwap, parse_schedule
 from .stats import RunStats
-from .models._abilities import ParsesStyleVector
-from .stylizer import ModelLike, StyleState, Stylizer
+from .style_controls import StyleControls
+from .stylizer import StyleState, Stylizer
 
 __all__ = ["Pipeline", "ScheduledSwap", "parse_schedule"]
 
@@ -91,93 +91,11 @@ class _Bounded:
         return self._q.get(timeout=timeout)
 
 
-@dataclass(frozen=True)
-class ScheduledSwap:
-    """Switch to ``model`` at presentation time ``at_s`` (seconds) or frame ``at_frame``.
-
-    ``style_image`` / ``style_vector`` pick the style for models that take one; ``options`` are
-    model controls (``{"brush": 384}``) applied when the model is built.
-    """
-
-    model: Any
-    at_s: float | None = None
-    at_frame: int | None = None
-    style_image: str | None = None
-    style_vector: Any = None
-    options: dict[str, Any] | None = None
-
-    def due(self, frame: Frame, fps: float) -> bool:
-        if self.at_frame is not None:
-            return frame.index >= self.at_frame
-        t = frame.pts if frame.pts is not None else (frame.index / fps if fps else None)
-        return t is not None and self.at_s is not None and t >= self.at_s - 1e-6
-
-
-def _number(text: str) -> Any:
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            return text
-
-
-def parse_schedule(text: str) -> list[ScheduledSwap]:
-    """Parse ``"5s=johnson.wave_lite,12.5s=johnson.starry_night_lite,#300=other"``.
-
-    ``Ns`` is a time in seconds; ``#N`` (or a bare integer) is a frame index. A model may carry a
-    query: ``style=`` (a style image file, or a style of the model's bank by name/index/blend
-    ``2:0.5+5:0.5``) and model controls, e.g. ``8s=msgnet.lite?style=wave&brush=384&alpha=0.8``
-    or ``4s=adain.vgg16?style=wave.jpg``.
-    """
-    from urllib.parse import parse_qsl
-
-    out: list[ScheduledSwap] = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        when, sep, target = part.partition("=")
-        if not sep or not target:
-            raise ValueError(f"bad swap entry {part!r}: expected TIME=MODEL, e.g. 5s=johnson.wave_lite")
-        model, _, query = target.strip().partition("?")
-        if not model:
-            raise ValueError(f"bad swap entry {part!r}: no model before '?'")
-        opts: dict[str, Any] = {k: _number(v) for k, v in parse_qsl(query, keep_blank_values=False, strict_parsing=bool(query))}
-        style = opts.pop("style", None)
-        image = vector = None
-        if style is not None:
-            style = str(style)
-            if Path(style).is_file():
-                image = style
-            else:
-                vector = ",".join(style.replace("+", " ").split())  # parse_qsl reads "+" as a space
-        when = when.strip()
-        kw = dict(style_image=image, style_vector=vector, options=opts or None)
-        try:
-            if when.endswith("s"):
-                out.append(ScheduledSwap(model, at_s=float(when[:-1]), **kw))
-            else:
-                out.append(ScheduledSwap(model, at_frame=int(when.lstrip("#f")), **kw))
-        except ValueError:
-            raise ValueError(f"bad swap time {when!r}: use seconds like 5s or a frame like #120") from None
-    return sorted(out, key=lambda s: (s.at_s if s.at_s is not None else float("inf"), s.at_frame or 0))
-
-
-def _one_of(names: Sequence[str], source: tuple[str, Any] | None) -> int | None:
-    """The bank index a style source picks alone (a name or a one-hot weight vector), else ``None``."""
-    if source is None or source[0] != "vector":
-        return None
-    v = source[1]
-    if isinstance(v, str):
-        return names.index(v) if v in names else None
-    try:
-        hot = [i for i, w in enumerate(v) if float(w) != 0.0]
-    except (TypeError, ValueError):
-        return None
-    return hot[0] if len(hot) == 1 and len(v) == len(names) else None
-
-
-class Pipeline:
+class Pipeline(StyleControls):
     """Run frames from a source through a stylizer into sinks, stages overlapped.
+
+    The style controls (:meth:`swap`, :meth:`next_style`, :meth:`scale_brush` ...) come from
+    :class:`~rtstyle.style_controls.StyleControls`; schedules from :mod:`rtstyle.schedule`.
 
     Args:
         source: where frames come from (its ``info.live`` picks live vs file semantics).
@@ -192,8 +110,8 @@ class Pipeline:
         swap_hold: live mode on the CPU: while a requested style change is being prepared, the
             stylize stage waits for it up to this many seconds instead of stylising frames with the
             old style. On a 2-core CPU the preparation (a VGG pass over the new style image) and the
-            hot path share the cores; holding lets the new style arrive sooner (MetaNet, 2-core box,
-            two A/B runs: median 224 / 231 ms with the hold, 301 / 240 ms without) at the cost of a
+            hot path share the cores; holding lets the new style arrive sooner (MetaNet, 2-core box:
+            docs/benchmarks.md, "Figures behind design choices") at the cost of a
             short freeze, counted as dropped frames. ``None``: 0.3 s
             on the CPU, 0 on CUDA (the GPU stream runs beside the CPU-side preparation). File mode
             never holds or drops.
@@ -255,55 +173,7 @@ class Pipeline:
             s.bind(self)
 
     # ------------------------------------------------------------------ controls (any thread)
-    def swap(self, model: ModelLike | None = None, *, style_image: Any = None, style_vector: Any = None,
-             options: dict[str, Any] | None = None, crossfade: int | None = None) -> "Future[StyleState]":
-        """Switch style while running; takes effect on a frame boundary once prepared.
-
-        ``model=None`` keeps the model (a new style image, bank style or control such as
-        ``options={"brush": 384}``)."""
-        return self.stylizer.set_style(model, style_image=style_image, style_vector=style_vector, options=options,
-                                       crossfade=crossfade)
-
-    def next_style(self) -> None:
-        self._cycle(+1)
-
-    def previous_style(self) -> None:
-        self._cycle(-1)
-
-    def _cycle(self, step: int) -> None:
-        # step from the style showing when it is one of the cycle: a swap from elsewhere (the control
-        # page, a schedule) may have moved it
-        if len(self.styles) > 1:
-            cur = self.stylizer.style_name
-            idx = self.styles.index(cur) if cur in self.styles else self._style_idx
-            self._style_idx = (idx + step) % len(self.styles)
-            self.swap(self.styles[self._style_idx])
-            return
-        # one model with a style bank (MSG-Net, multi-style nets): cycle through its styles
-        model = self.stylizer.state.model
-        names = self.stylizer.spec.styles
-        if model is not None and len(names) > 1 and isinstance(model, ParsesStyleVector):
-            idx = _one_of(names, self.stylizer.state.style_source)
-            self._bank_idx = ((getattr(self, "_bank_idx", 0) if idx is None else idx) + step) % len(names)
-            self.swap(style_vector=names[self._bank_idx])
-            return
-        log.info("no style list to cycle through (pass several --model values)")
-
-    def scale_brush(self, factor: float) -> None:
-        """Brush-stroke size x ``factor`` on models with a brush control (MSG-Net), keeping the style."""
-        model = self.stylizer.state.model
-        brush = getattr(model, "brush", None)
-        if brush is None:
-            log.info("%s has no brush-size control", self.stylizer.spec.name)
-            return
-        self.swap(options={"brush": float(min(2048.0, max(16.0, brush * factor)))})
-
-    def brush_smaller(self) -> None:
-        self.scale_brush(1 / 1.25)
-
-    def brush_larger(self) -> None:
-        self.scale_brush(1.25)
-
+    # swap / next_style / previous_style / scale_brush / brush_*: rtstyle.style_controls.StyleControls
     def toggle_pause(self) -> None:
         if self.paused.is_set():
             self.paused.clear()
@@ -502,8 +372,8 @@ class Pipeline:
         if self.live:
             # Everything alive now (models, backends, the first style) lives for the whole run: move
             # it out of the cyclic GC's reach, so that a full collection (triggered by the objects a
-            # style change creates) does not walk it. Measured: a 65-170 ms pause on every ~5th
-            # MetaNet style change without this, none with it.
+            # style change creates) does not walk it. Without this every few MetaNet style changes
+            # paused on a collection (docs/benchmarks.md); with it, none did.
             gc.collect()
             gc.freeze()
             self._frozen = True  # undone in wait(), when the stages have finished
@@ -514,7 +384,7 @@ class Pipeline:
         self.stats = RunStats()
         # The stylize thread runs the model from now on: free this thread's OpenMP pool, or every
         # idle OpenMP worker falls back to sleeping between parallel regions (rtstyle._openmp;
-        # measured 1.4-1.6x slower eager frames in the stylize thread on the 2-core box).
+        # the slower eager frames this caused are in docs/benchmarks.md, "OpenMP pools").
         release_thread_pool()
         for name, fn in (("read", self._reader), ("stylize", self._worker), ("write", self._writer)):
             t = threading.Thread(target=fn, name=f"rtstyle-{name}", daemon=True)

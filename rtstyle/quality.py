@@ -9,10 +9,10 @@
   the Gram matrices (normalised by ``C*H*W``) of the output and the style image;
 * ``content`` - the MSE between the output's and the content photo's features at one layer.
 
-Lower is better for all three. The formulas are those of :mod:`rtstyle.training.losses` (same
+Lower is better for all three. The formulas are those of :mod:`rtstyle.nn.losses` (same
 Gram normalisation, same ``sqrt(var + eps)`` standard deviation), so the numbers are comparable
 with the training losses. Activations are at torchvision's magnitude whichever VGG16 weights are
-loaded (see :class:`~rtstyle.training.vgg.VGG16Features`).
+loaded (see :class:`~rtstyle.nn.vgg.VGG16Features`).
 
 Style statistics (means, standard deviations, size-normalised Gram matrices) do not depend on
 the image size, so the style image may have another size than the output; the content metric
@@ -25,16 +25,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .training.losses import gram
-
-if TYPE_CHECKING:
-    from .training.vgg import VGG16Features
+from .image import to_tensor
+from .nn.losses import channel_mean_std, gram
+from .nn.vgg import STYLE_LAYERS, TAPS, VGG16Features, load_vgg16
 
 __all__ = [
     "DEFAULT_CONTENT_LAYER",
@@ -49,10 +48,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: VGG16 layers of the style metrics: Johnson et al.'s style layers (also
-#: :data:`rtstyle.temporal.metrics.STYLE_TAPS`), from fine texture (relu1_2) to larger motifs
-#: (relu4_3). relu1_1..relu3_1 (the AdaIN paper's choice) are not taps of the loss network.
-DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+#: VGG16 layers of the style metrics: Johnson et al.'s style layers (:data:`rtstyle.nn.vgg.STYLE_LAYERS`),
+#: from fine texture (relu1_2) to larger motifs (relu4_3). relu1_1..relu3_1 (the AdaIN paper's
+#: choice) are not taps of the loss network.
+DEFAULT_STYLE_LAYERS: tuple[str, ...] = STYLE_LAYERS
 #: VGG16 layer of the content metric: relu4_1, the AdaIN paper's content layer. Deep enough to
 #: measure layout and objects rather than texture and colour (which style transfer is supposed to
 #: change), and not the layer the Gatys reference optimises (relu3_3), so the reference is not
@@ -63,7 +62,6 @@ METRICS: tuple[str, ...] = ("style_meanstd", "style_gram", "content")
 
 ImageLike = Union[np.ndarray, torch.Tensor]
 
-_EPS = 1e-5  # as in rtstyle.training.losses.meanstd_style_loss
 _RANGE_TOL = 1e-3
 
 
@@ -87,7 +85,7 @@ def to_tensor01(img: ImageLike, name: str = "image") -> torch.Tensor:
             raise ValueError(f"{name} must be an RGB uint8 array (H, W, 3), got {img.dtype} {img.shape}")
         if img.shape[0] == 0 or img.shape[1] == 0:
             raise ValueError(f"{name} is empty: {img.shape}")
-        return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        return to_tensor(img)
     if isinstance(img, torch.Tensor):
         t = img.unsqueeze(0) if img.dim() == 3 else img
         if t.dim() != 4 or t.shape[0] != 1 or t.shape[1] != 3:
@@ -127,8 +125,8 @@ class QualityMeter:
     """Score stylised images (see the module docstring for the metrics).
 
     Args:
-        vgg: a :class:`~rtstyle.training.vgg.VGG16Features` returning at least the requested
-            layers; default: :func:`~rtstyle.training.vgg.load_vgg16` with exactly those taps
+        vgg: a :class:`~rtstyle.nn.vgg.VGG16Features` returning at least the requested
+            layers; default: :func:`~rtstyle.nn.vgg.load_vgg16` with exactly those taps
             (weights via ``$RTSTYLE_WEIGHTS``; raises
             :class:`~rtstyle.weights.WeightNotFoundError` when absent).
         style_layers: layers of the two style metrics (default :data:`DEFAULT_STYLE_LAYERS`).
@@ -140,12 +138,10 @@ class QualityMeter:
 
     def __init__(
         self,
-        vgg: "VGG16Features | None" = None,
+        vgg: VGG16Features | None = None,
         style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS,
         content_layer: str = DEFAULT_CONTENT_LAYER,
     ) -> None:
-        from .training.vgg import TAPS, load_vgg16
-
         style_layers = tuple(style_layers)
         if not style_layers:
             raise ValueError("style_layers must name at least one VGG16 layer")
@@ -186,10 +182,9 @@ class QualityMeter:
             feats = self.vgg(x)
             means, stds, grams = {}, {}, {}
             for k in self.style_layers:
-                f = feats[k].float()
-                means[k] = f.mean((2, 3))[0]
-                stds[k] = (f.var((2, 3)) + _EPS).sqrt()[0]
-                grams[k] = gram(f)[0]
+                mean, std = channel_mean_std(feats[k])
+                means[k], stds[k] = mean[0], std[0]
+                grams[k] = gram(feats[k])[0]
             content = feats[self.content_layer].float()[0]
         return ImageStats((int(h), int(w)), means, stds, grams, content)
 

@@ -27,6 +27,7 @@ from .backends.base import Runner
 from ._openmp import release_thread_pool
 from .contract import FramePlan
 from .frame import Frame
+from .image import fit_image, read_image
 from .models import ModelSpec, create_model
 from .models._abilities import (BackendBound, EncodesStyleImage, HasControls, HasEncoderPrecision, HasSpec,
                                 ParsesStyleVector, PerFrameInputs, Specialises, StyleImageSide, TakesStyleVector,
@@ -199,7 +200,7 @@ class Stylizer:
         temporal: a :class:`TemporalFilter` applied to each stylised frame at the internal
             resolution (flicker reduction); reset on every style swap.
         style_encoder: precision of the style encoder of models that encode style images with one
-            (``encoder_precision``: MetaNet): ``"fp32"`` or ``"int8"`` (~3x faster style changes, a
+            (``encoder_precision``: MetaNet): ``"fp32"`` or ``"int8"`` (faster style changes, a
             slightly different net; needs OpenVINO + NNCF). ``None``: the model's own setting (fp32).
 
     Thread safety: ``__call__`` is meant for one worker thread; ``set_style`` / ``prepare`` /
@@ -365,8 +366,8 @@ class Stylizer:
                 raise ValueError(f"model {spec.name} has its style built in and takes no style image")
             if style_vector is not None:
                 raise ValueError("give a style image or a style vector, not both")
-            # a model that encodes styles small (MetaNet: 384 px) gets them small: decoding, converting
-            # and resizing a 1024 px image cost 11-29 ms of a style change (measured)
+            # a model that encodes styles small (MetaNet) gets them small: decoding, converting and
+            # resizing a 1024 px image is a large part of a style change
             side = module.style_image_side if isinstance(module, StyleImageSide) else None
             img = load_style_image(style_image, max_side=side or 1024)
             style_x = contract.to_model_input(torch.from_numpy(np.ascontiguousarray(img)), spec)
@@ -406,7 +407,7 @@ class Stylizer:
             self._backends[bname] = create_backend(bname, self.options)
         # The same module on the same backend at the same size (a bank style or a new style image of
         # a model whose style is an input, e.g. MSG-Net): its runner takes any style inputs, so reuse
-        # it instead of preparing (engine lookup, a warm-up run) again: ~40-60 ms per live switch.
+        # it instead of preparing (engine lookup, a warm-up run) again on every live switch.
         rkey = (id(run_module), bname, tuple(example.shape), tuple(t.shape for t in style_inputs))
         with self._lock:
             prev = self._runners.get(rkey) if style_inputs else None
@@ -561,8 +562,6 @@ class Stylizer:
 def load_style_image(img: np.ndarray | str | Path, max_side: int = 1024) -> np.ndarray:
     """A style image as RGB uint8: arrays are validated, files read; either is shrunk (area
     averaging) so that its longer side is at most ``max_side``."""
-    from .training.data import fit_image, load_rgb
-
     if isinstance(img, np.ndarray):
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"style image must be uint8 HxWx3 RGB, got {img.dtype} {img.shape}")
@@ -571,4 +570,4 @@ def load_style_image(img: np.ndarray | str | Path, max_side: int = 1024) -> np.n
     p = Path(img)
     if not p.is_file():
         raise FileNotFoundError(f"style image not found: {p}")
-    return load_rgb(p, max_side=max_side)
+    return read_image(p, max_side=max_side)

@@ -236,6 +236,8 @@ def import_weights(src: str | Path) -> list[Path]:
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The hex sha256 of a file, read ``chunk`` bytes at a time: the one file-hash helper of the
+    package (weight checks, manifests, engine cache keys)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while True:

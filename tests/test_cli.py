@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from rtstyle.cli import main
+from rtstyle.cli import DEFAULT_MODEL, main
 
 
 def _probe(path: Path) -> dict:
@@ -82,12 +82,25 @@ def test_stylize_image_and_folder(content_photo: np.ndarray, tiny_johnson: Path,
     assert len(list((tmp_path / "outdir").glob("*.png"))) == 3
 
 
+# Models that ship inside the package (rtstyle/weights_data or built in): listed on every machine.
+SHIPPED = {"johnson.starry_night_lite": "johnson", "johnson.wave_lite": "johnson", "msgnet.lite": "msgnet",
+           "metanet.lite": "metanet", "adain.vgg16": "adain"}
+
+
 def test_models_lists_registry(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert isinstance(data, list)
+    by_name = {spec["name"]: spec for spec in data}
+    assert DEFAULT_MODEL in by_name
+    for name, family in SHIPPED.items():
+        assert by_name[name]["family"] == family, name
     for spec in data:
-        assert spec["family"] and "input_range" in spec
+        assert spec["family"] and len(spec["input_range"]) == 2
+    assert main(["models", "johnson.*"]) == 0  # the table, filtered
+    rows = capsys.readouterr().out.splitlines()
+    assert {r.split()[0] for r in rows} == {n for n in by_name if n.startswith("johnson.")}
+    assert main(["models", "nothing.*"]) == 1
+    assert "no models match" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("case", ["missing", "corrupt", "unknown_model", "unwritable", "bad_size", "no_camera"])
@@ -125,7 +138,9 @@ def test_live_synthetic_to_file_with_control_endpoint(tiny_johnson: Path, engstr
     assert main(["-q", "live", "--source", "synthetic:160x120@15", "--sink", str(out), "--model", str(tiny_johnson),
                  "--duration", "1.5", "--report", str(rep)]) == 0
     r = json.loads(rep.read_text())
-    assert r["frames_out"] > 5 and "latency_ms_p50" in r and "latency_ms_p95" in r
+    # the source runs at its own rate; how many frames the model keeps up with depends on the machine's load
+    assert r["frames_in"] > 5 and 2 <= r["frames_out"] <= r["frames_in"]
+    assert "latency_ms_p50" in r and "latency_ms_p95" in r
     assert _probe(out)["frames"] == r["frames_out"]
 
 
@@ -168,7 +183,8 @@ def test_stylize_with_temporal_and_eval_temporal(videos: Path, tiny_johnson: Pat
                  str(tiny_johnson), "--temporal", "1.5"]) == 1
 
 
-def test_adain_controls_from_the_cli(shared: Path, content_photo: np.ndarray, tmp_path: Path,
+@pytest.mark.parametrize("model", ["adain.r31", "linear.r31"])
+def test_adain_controls_from_the_cli(model: str, shared: Path, content_photo: np.ndarray, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import cv2
 
@@ -181,7 +197,7 @@ def test_adain_controls_from_the_cli(shared: Path, content_photo: np.ndarray, tm
     for name, extra in {"a": ["--style", a], "ab": ["--style", a, "--style", b, "--style-weights", "0.5,0.5"],
                         "a0": ["--style", a, "--alpha", "0"], "lum": ["--style", a, "--colour", "luminance"]}.items():
         out = tmp_path / f"{name}.png"
-        assert main(["-q", "stylize", str(src), "-o", str(out), "-m", "adain.r31", "--backend", "eager", *extra]) == 0
+        assert main(["-q", "stylize", str(src), "-o", str(out), "-m", model, "--backend", "eager", *extra]) == 0
         outs[name] = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB).astype(float)
     assert np.abs(outs["a"] - outs["ab"]).mean() > 3  # the blend differs from style A alone
     # alpha 0 is the decoder's reconstruction: much closer to the photo than full style
@@ -243,19 +259,16 @@ def test_msgnet_controls_from_the_cli(content_photo: np.ndarray, tmp_path: Path,
 
 
 def test_style_encoder_choice_is_int8_for_live_only_when_installed() -> None:
-    import argparse
-
-    from rtstyle.cli import _style_encoder
+    from rtstyle.jobs import style_encoder_choice as choice
     from rtstyle.models._style_encoder import int8_available
 
-    auto = argparse.Namespace(style_encoder="auto", device="cpu")
-    assert _style_encoder(auto, live=False) is None
-    assert _style_encoder(auto, live=True) == ("int8" if int8_available() else None)
-    assert _style_encoder(argparse.Namespace(style_encoder="auto", device="cuda"), live=True) is None
-    on_cpu = argparse.Namespace(style_encoder="auto", device="auto")  # the default device resolves first
-    assert _style_encoder(on_cpu, live=True) == (_style_encoder(auto, live=True) if not torch.cuda.is_available() else None)
-    assert _style_encoder(argparse.Namespace(style_encoder="fp32", device="cpu"), live=True) == "fp32"
-    assert _style_encoder(argparse.Namespace(style_encoder="int8", device="cpu"), live=False) == "int8"
+    assert choice("auto", "cpu", live=False) is None
+    assert choice("auto", "cpu", live=True) == ("int8" if int8_available() else None)
+    assert choice("auto", "cuda", live=True) is None
+    # the default device resolves first
+    assert choice("auto", "auto", live=True) == (choice("auto", "cpu", live=True) if not torch.cuda.is_available() else None)
+    assert choice("fp32", "cpu", live=True) == "fp32"
+    assert choice("int8", "cpu", live=False) == "int8"
 
 
 def test_device_defaults_to_auto_and_the_report_says_what_it_became(tiny_johnson: Path, tmp_path: Path) -> None:
@@ -269,3 +282,168 @@ def test_device_defaults_to_auto_and_the_report_says_what_it_became(tiny_johnson
     r = json.loads(rep.read_text())
     assert r["device_requested"] == "auto"
     assert r["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# The flags each trainer had when they were written by hand: generating them must keep every one.
+HAND_WRITTEN_TRAIN_FLAGS = {
+    "johnson": "style data out name vgg steps batch size style-size width n-res lr content-weight style-weight "
+               "tv-weight checkpoint-every preview-every preview seed device amp report",
+    "adain": "content styles out name vgg exclude steps batch size base lr content-weight style-weight identity-weight "
+             "checkpoint-every preview-every preview-content preview-style seed device amp report",
+    "msgnet": "styles data out name vgg steps batch size style-sizes bank-sizes ngf n-blocks stem down1 up1 up2 lr "
+              "content-weight style-weight checkpoint-every preview-every preview seed device amp report",
+    "metanet": "content styles out exclude name vgg steps batch size style-size style-every style-crop width n-res "
+               "hidden rank lr content-weight style-weight tv-weight head-decay init-from init-style-gain style-norms "
+               "style-hue flat-std weight-norm-bound checkpoint-every preview-every preview seed device amp report",
+}
+
+
+def _train_parser(name: str):
+    import argparse
+
+    from rtstyle.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    tsub = next(a for a in sub.choices["train"]._actions if isinstance(a, argparse._SubParsersAction))
+    parser = tsub.choices[name]
+    parser.populate()
+    return parser
+
+
+def test_train_flags_are_the_config_fields(tmp_path: Path) -> None:
+    """Every config field with help is a flag whose default is the field's; parsing only the required flags
+    gives the config's own defaults; the hand-written flags all survive."""
+    import dataclasses
+
+    from rtstyle.cli.train import TRAINERS, config_from_args
+
+    assert [t.name for t in TRAINERS][:4] == ["johnson", "adain", "msgnet", "metanet"]
+    for trainer in TRAINERS:
+        config = trainer.load_config()
+        parser = _train_parser(trainer.name)
+        flags = {o: a for a in parser._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+        with_help = [f for f in dataclasses.fields(config) if "help" in f.metadata]
+        assert len(with_help) >= 10
+        flag_of = {f.name: f.metadata.get("flag", "--" + f.name.replace("_", "-")) for f in with_help}
+        assert set(flags) == set(flag_of.values())
+        assert {"--" + n for n in HAND_WRITTEN_TRAIN_FLAGS.get(trainer.name, "").split()} <= set(flags)
+        required = {f.name: str(tmp_path / f.name) for f in with_help
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        for f in with_help:
+            flag = flags[flag_of[f.name]]
+            assert flag.required == (f.name in required), f.name
+            assert flag.help == f.metadata["help"].replace("%", "%%")
+        argv = [x for n, v in required.items() for x in (flag_of[n], v)]
+        cfg = config_from_args(config, parser.parse_args(argv))
+        want = config(**required)
+        assert dataclasses.replace(cfg, command="") == dataclasses.replace(want, command=""), trainer.name
+
+
+def test_train_flag_values_reach_the_config(tmp_path: Path) -> None:
+    from rtstyle.cli.train import config_from_args
+    from rtstyle.training.metanet import MetaNetTrainConfig
+    from rtstyle.training.msgnet import MSGNetTrainConfig
+
+    p = _train_parser("msgnet")
+    cfg = config_from_args(MSGNetTrainConfig, p.parse_args(["--styles", "s", "--data", "d", "--out", "o", "--style-sizes",
+                                                            "64, 96", "--lr", "0.5", "--amp", "off"]))
+    assert cfg.style_sizes == (64, 96) and cfg.bank_sizes == MSGNetTrainConfig.bank_sizes and cfg.lr == 0.5
+    assert cfg.amp == "off"
+    with pytest.raises(SystemExit):
+        p.parse_args(["--styles", "s", "--data", "d", "--out", "o", "--amp", "fp64"])
+    p = _train_parser("metanet")
+    cfg = config_from_args(MetaNetTrainConfig, p.parse_args(["--content", "c", "--styles", "s", "--out", "o", "--exclude",
+                                                             "wave", "--exclude", "udnie.jpg", "--style-norms"]))
+    assert cfg.exclude == ("wave", "udnie.jpg") and cfg.style_norms is True
+
+
+def test_config_flag_generator_rules(tmp_path: Path) -> None:
+    """The generator on a config of every kind of field: required, switch, comma list, repeated flag with a
+    default (the default is replaced, not appended to), renamed flag, and checked paths."""
+    import argparse
+    from dataclasses import dataclass, field
+
+    from rtstyle.cli.train import add_config_flags, config_from_args
+
+    @dataclass
+    class Cfg:
+        data: str = field(metadata={"help": "folder", "must_exist": "dir", "what": "data folder"})
+        sizes: tuple[int, ...] = field(default=(1, 2), metadata={"help": "sizes"})
+        keep: tuple[str, ...] = field(default=("a",), metadata={"help": "keep 100%", "action": "append"})
+        fast: bool = field(default=False, metadata={"help": "go"})
+        gain: float | None = field(default=None, metadata={"help": "gain", "flag": "--g"})
+        hidden: int = 3
+
+    p = argparse.ArgumentParser()
+    add_config_flags(p, Cfg)
+    assert config_from_args(Cfg, p.parse_args(["--data", "x"])) == Cfg(data="x")
+    got = config_from_args(Cfg, p.parse_args(["--data", "x", "--sizes", "5,6,7", "--keep", "b", "--keep", "c", "--fast",
+                                              "--g", "0.5"]))
+    assert got == Cfg(data="x", sizes=(5, 6, 7), keep=("b", "c"), fast=True, gain=0.5)
+    assert "--hidden" not in p.format_help() and "keep 100%" in p.format_help()
+    with pytest.raises(SystemExit):
+        p.parse_args([])  # --data is required
+    with pytest.raises(SystemExit):
+        p.parse_args(["--data", "x", "--sizes", "5,z"])
+
+
+def test_train_missing_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "style.jpg").write_bytes(b"")
+    for argv, what in ((["--style", str(tmp_path / "nope.jpg"), "--data", str(tmp_path)], "style image not found"),
+                       (["--style", str(tmp_path / "style.jpg"), "--data", str(tmp_path / "nope")], "data folder not found")):
+        assert main(["-q", "train", "johnson", *argv, "--out", str(tmp_path / "run")]) == 1
+        assert what in _one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_help_is_fast_and_python_m_works() -> None:
+    """``rtstyle --help`` and the train subcommand list import neither torch nor the trainers."""
+    code = ("import sys, contextlib, io\n"
+            "from rtstyle.cli import main\n"
+            "for argv in (['--help'], ['train', '--help']):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            "        main(argv)\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('rtstyle.training')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    for mod in ("rtstyle", "rtstyle.cli"):
+        r = subprocess.run([sys.executable, "-m", mod, "train", "--help"], capture_output=True, text=True)
+        assert r.returncode == 0 and r.stdout.startswith("usage: rtstyle train") and "metanet" in r.stdout
+
+
+def test_temporal_preset_choices_are_the_stabiliser_presets() -> None:
+    from rtstyle.cli._common import TEMPORAL_PRESETS
+    from rtstyle.temporal.stabilize import PRESETS
+
+    assert set(TEMPORAL_PRESETS) == set(PRESETS)
+
+
+def test_stable_fills_only_what_the_user_left_unset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rtstyle.cli import build_parser
+    from rtstyle.cli.stylize import _apply_stable_preset
+    from rtstyle.temporal.presets import get_mode_preset
+
+    p = get_mode_preset("stable")
+    args = build_parser().parse_args(["stylize", "in.mp4", "-o", "out.mp4", "--stable", "--style", "s.jpg"])
+    _apply_stable_preset(args)
+    assert (args.model, args.backend, args.temporal, args.temporal_preset) == (
+        p.model, p.backend, p.temporal_strength, p.temporal_preset)
+    args = build_parser().parse_args(["stylize", "in.mp4", "-o", "out.mp4", "--stable", "--style", "s.jpg",
+                                      "-m", "wct.r31", "-b", "openvino", "--temporal", "0.5"])
+    _apply_stable_preset(args)
+    assert (args.model, args.backend, args.temporal) == ("wct.r31", "openvino", 0.5)
+    assert main(["stylize", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.mp4"), "--stable"]) == 1
+    assert "--stable needs --style" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("spelling", ["color", "colour"])
+def test_color_flags_take_both_spellings(spelling: str) -> None:
+    """``--color``/``--color-reference`` are the flags; the British spellings stay as aliases."""
+    from rtstyle.cli import build_parser
+
+    for cmd in (["stylize", "in.mp4", "-o", "out.mp4"], ["live"]):
+        args = build_parser().parse_args([*cmd, "--style", "s.jpg", f"--{spelling}", "histogram",
+                                          f"--{spelling}-reference", "ref.jpg"])
+        assert (args.color, args.color_reference) == ("histogram", "ref.jpg")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["stylize", "in.mp4", "-o", "out.mp4", f"--{spelling}", "sepia"])

@@ -170,6 +170,7 @@ FAMILIES: dict[str, str] = {  # family -> its case; whether it takes a style ima
     "metanet": "metanet.lite",
     "styleswap": "styleswap.r31",
     "wct": "wct.r31",
+    "linear": "linear.r31",
     "onnx": "onnx.multistyle26",
 }
 

@@ -435,7 +435,7 @@ def _backends() -> list[str]:
 
 @pytest.mark.parametrize("backend", _backends())
 @pytest.mark.parametrize("model", ["johnson.starry_night_lite", "msgnet.lite"])
-def test_tiny_images_are_stylised(backend: str, model: str, tmp_path: Path, sample_frames: list[np.ndarray],
+def test_tiny_images_are_stylized(backend: str, model: str, tmp_path: Path, sample_frames: list[np.ndarray],
                                   capsys: pytest.CaptureFixture[str]) -> None:
     for w, h in ((1, 1), (3, 5), (7, 2)):
         src = tmp_path / f"tiny_{w}x{h}.png"

@@ -23,13 +23,11 @@ def meter() -> QualityMeter:
 @pytest.fixture(scope="module")
 def pair(shared) -> tuple[np.ndarray, np.ndarray]:
     """A real content photo (64x48) and style image (natural size; gatys resizes it)."""
-    import cv2
+    from rtstyle.image import read_image, resize
 
-    from rtstyle.training.data import load_rgb
-
-    c = load_rgb(shared / "media" / "photos" / "content" / "palapeli_cincinnati-bridge.jpg")
-    s = load_rgb(shared / "media" / "styles" / "starry_night.jpg", max_side=256)
-    return np.ascontiguousarray(cv2.resize(c, (64, 48), interpolation=cv2.INTER_AREA)), s
+    c = read_image(shared / "media" / "photos" / "content" / "palapeli_cincinnati-bridge.jpg")
+    s = read_image(shared / "media" / "styles" / "starry_night.jpg", max_side=256)
+    return resize(c, (64, 48)), s
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])

@@ -66,6 +66,35 @@ def test_style_preparation_thread_keeps_no_pool(tiny_johnson: Path) -> None:
     st.close()
 
 
-def test_release_is_harmless_without_a_pool() -> None:
+def test_release_is_harmless_without_a_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RTSTYLE_KEEP_OMP_POOLS", raising=False)
+    x, w = torch.rand(1, 8, 24, 24), torch.rand(8, 8, 3, 3)
+    with torch.no_grad():
+        ref = torch.nn.functional.conv2d(x, w, padding=1)
     release_thread_pool()
-    assert release_thread_pool() in (True, False)
+    before = _threads()
+    # a second release, with no pool left: the same answer (libgomp says yes, elsewhere a no-op), no thread lost
+    assert release_thread_pool() is (_libgomp() is not None)
+    assert _threads() == before
+    with torch.no_grad():  # PyTorch recreates the pool and computes as before
+        assert torch.equal(torch.nn.functional.conv2d(x, w, padding=1), ref)
+
+
+@needs_gomp
+def test_keep_pools_switch_turns_release_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RTSTYLE_KEEP_OMP_POOLS", "1")
+    got: dict[str, int] = {}
+
+    def in_thread() -> None:
+        _parallel_work()
+        got["with_pool"] = _threads()
+        got["released"] = int(release_thread_pool())
+        got["after"] = _threads()
+        monkeypatch.delenv("RTSTYLE_KEEP_OMP_POOLS")
+        release_thread_pool()  # leave no pool behind for the other tests
+
+    t = threading.Thread(target=in_thread)
+    t.start()
+    t.join()
+    assert got["released"] == 0
+    assert got["after"] == got["with_pool"]  # the workers are still there

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rtstyle.quality import DEFAULT_STYLE_LAYERS, METRICS, QualityMeter, summarise, to_tensor01
-from rtstyle.training.losses import gram, gram_style_loss, meanstd_style_loss
+from rtstyle.nn.losses import gram, gram_style_loss, meanstd_style_loss
 from rtstyle.weights import WeightNotFoundError
 
 
@@ -25,10 +25,10 @@ def pair(shared) -> tuple[np.ndarray, np.ndarray]:
     """A real 64x48 content photo and a 64x48 style image."""
     import cv2
 
-    from rtstyle.training.data import load_rgb
+    from rtstyle.image import read_image
 
-    c = load_rgb(shared / "media" / "photos" / "content" / "palapeli_cincinnati-bridge.jpg")
-    s = load_rgb(shared / "media" / "styles" / "mosaic.jpg")
+    c = read_image(shared / "media" / "photos" / "content" / "palapeli_cincinnati-bridge.jpg")
+    s = read_image(shared / "media" / "styles" / "mosaic.jpg")
     c = cv2.resize(c, (64, 48), interpolation=cv2.INTER_AREA)
     s = cv2.resize(s, (64, 48), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(c), np.ascontiguousarray(s)
@@ -118,7 +118,7 @@ def test_meter_arguments_validated(meter: QualityMeter) -> None:
         QualityMeter(meter.vgg, style_layers=("relu1_1",))
     with pytest.raises(ValueError, match="at least one"):
         QualityMeter(meter.vgg, style_layers=())
-    from rtstyle.training.vgg import VGG16Features
+    from rtstyle.nn.vgg import VGG16Features
 
     with pytest.raises(ValueError, match="needs"):
         QualityMeter(VGG16Features(taps=("relu1_2",)))

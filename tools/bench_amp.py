@@ -15,11 +15,11 @@ import time
 
 import torch
 
+from rtstyle.eval import LossWeights
 from rtstyle.host import detect_host
 from rtstyle.models.johnson import TransformerNet
 from rtstyle.training._loop import Amp, resolve_amp
-from rtstyle.training.losses import content_loss, gram, gram_style_loss
-from rtstyle.training.vgg import load_vgg16
+from rtstyle.nn import content_loss, gram, gram_style_loss, load_vgg16
 
 
 def make_step(plan: Amp, vgg: torch.nn.Module, width: int, batch: int, size: int):
@@ -28,6 +28,7 @@ def make_step(plan: Amp, vgg: torch.nn.Module, width: int, batch: int, size: int
     vgg = plan.module(copy.deepcopy(vgg))  # Module.to() works in place: each plan its own copy
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     x0, style = torch.rand(batch, 3, size, size), torch.rand(1, 3, 256, 256)
+    w = LossWeights()  # the training loss's weights, as `rtstyle train johnson` uses them
     with torch.no_grad():
         with plan.autocast():
             sf = vgg(plan.batch(style))
@@ -40,7 +41,7 @@ def make_step(plan: Amp, vgg: torch.nn.Module, width: int, batch: int, size: int
             fy = vgg(y)
             with torch.no_grad():
                 fx = vgg(x)
-        loss = 1e5 * content_loss(fy["relu2_2"], fx["relu2_2"]) + 1e10 * gram_style_loss(fy, grams)
+        loss = w.content * content_loss(fy[w.content_layer], fx[w.content_layer]) + w.style * gram_style_loss(fy, grams)
         opt.zero_grad(set_to_none=True)
         plan.backward(loss)
         plan.step(opt)
@@ -48,7 +49,7 @@ def make_step(plan: Amp, vgg: torch.nn.Module, width: int, batch: int, size: int
     return step
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--width", type=int, default=8)
     ap.add_argument("--batch", type=int, default=2)
@@ -56,7 +57,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5, help="timed steps per plan (after 2 warm-up steps)")
     ap.add_argument("--vgg", default=None, help="VGG16 weights (default: as rtstyle train finds them)")
     ap.add_argument("--json", default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     vgg = load_vgg16(args.vgg)
     auto = resolve_amp("auto", "cpu")
     plans = {"fp32 NCHW": Amp("fp32", False, "cpu"), "fp32 channels-last": Amp("fp32", True, "cpu"),

@@ -21,7 +21,7 @@ def rss_mb() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from rtstyle.cli import DEFAULT_MODEL
     from rtstyle.io import SyntheticSource
     from rtstyle.io.null import NullSink
@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=240, help="internal short side")
     ap.add_argument("--every", type=int, default=250)
     ap.add_argument("--json", default=None)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     samples: list[tuple[int, float]] = []
 
     def on_frame(f) -> None:

@@ -17,7 +17,7 @@ from rtstyle.bench import run_bench
 from rtstyle.cli import DEFAULT_MODEL
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--backends", default="eager")
@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--live-seconds", type=float, default=0.0)
     ap.add_argument("--live-size", type=int, default=None)
     ap.add_argument("--json", default=None)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     w, h = map(int, a.size.split("x"))
     rep = run_bench(a.model, a.backends.split(","), (w, h), a.frames, precision=a.precision, clip_src=a.clip,
                     live_seconds=a.live_seconds, live_size=a.live_size)

@@ -50,7 +50,7 @@ def _seams(out: Path, inputs: list[np.ndarray], starts: list[int]) -> dict[str, 
             "ratio": float(np.mean(at) / np.mean(inside)), "boundary_pairs": len(at)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clip", required=True)
     ap.add_argument("--model", default="johnson.starry_night_lite")
@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--temporal", type=float, default=None, help="also measure seams with this --temporal strength")
     ap.add_argument("--json", default=None)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
 
     common = ["-m", a.model, "-b", a.backend, "-y"] + (["--size", a.size] if a.size else []) + (
         ["--max-frames", str(a.max_frames)] if a.max_frames else [])

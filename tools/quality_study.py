@@ -185,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     from rtstyle.gatys import CONTENT_LAYER, STYLE_LAYERS, gatys
     from rtstyle.quality import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, QualityMeter, summarise
     from rtstyle.stylizer import Stylizer
-    from rtstyle.training.data import load_rgb
-    from rtstyle.training.vgg import TAPS, load_vgg16
+    from rtstyle.image import read_image as load_rgb  # noqa: N813 (the name the study reads with)
+    from rtstyle.nn import TAPS, load_vgg16
 
     taps = tuple(sorted({*STYLE_LAYERS, CONTENT_LAYER, *DEFAULT_STYLE_LAYERS, DEFAULT_CONTENT_LAYER}, key=TAPS.__getitem__))
     vgg = load_vgg16(args.vgg, taps=taps)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 
+from . import graph_file as _graph_file  # noqa: F401 - registers the graph runtime the models use
 from .base import Backend, BackendOptions, BackendUnavailableError, Runner
 
 __all__ = ["BACKENDS", "Backend", "BackendOptions", "BackendUnavailableError", "Runner", "create_backend",
@@ -25,8 +26,8 @@ BACKENDS: dict[str, tuple[str, str, str | None]] = {
 def resolve_backend(name: str, device: str = "cpu") -> str:
     """Turn ``"auto"`` into the fastest backend installed for ``device``; other names pass through.
 
-    CPU: OpenVINO (measured fastest here: 2.4x eager fp32 at 640x480 for the lite Johnson net),
-    then ONNX Runtime, then eager. CUDA: TensorRT when torch-tensorrt is installed, else eager.
+    CPU: OpenVINO (the fastest in the backend benchmarks, docs/benchmarks.md), then ONNX Runtime,
+    then eager. CUDA: TensorRT when torch-tensorrt is installed, else eager.
     """
     if name != "auto":
         return name

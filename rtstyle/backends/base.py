@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+# declared below the models (which raise it for a missing onnx/openvino too); the same class here
+from ..models._graph_runtime import BackendUnavailableError
+
 if TYPE_CHECKING:
     from .precision import PrecisionDecision
 
 __all__ = ["Backend", "BackendUnavailableError", "Runner", "BackendOptions"]
-
-
-class BackendUnavailableError(RuntimeError):
-    """An optional backend's dependency is missing; the message names the extra to install."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import logging
 import torch
 from torch import nn
 
+from ..models._abilities import HasSpec, is_prechecked
 from .base import Backend, Runner
 
 __all__ = ["EagerBackend", "EagerRunner"]
@@ -67,13 +68,12 @@ class EagerBackend(Backend):
             raise ValueError(f"eager backend precision must be one of {list(_DTYPES)}, got {prec!r}")
         if prec == "fp16" and device.type != "cuda":
             raise ValueError("fp16 needs a CUDA device; use bf16 on CPU")
-        # channels-last feeds tensor cores on CUDA; on the 2-core AVX-512 dev CPU it was measured
-        # slower for these nets (lite 126 vs 111 ms, full width 1041 vs 743 ms at 640x480), so
-        # the default follows the device.
+        # channels-last feeds tensor cores on CUDA; on an AVX-512 CPU without AMX it measured slower
+        # for these nets, so the default follows the device.
         channels_last = bool(self.options.extra.get("channels_last", device.type == "cuda"))
         if _on(model, device) and not channels_last and not model.training:
             # nothing to change: share the module (a MetaNet style change hands over a new net per
-            # style; copying it cost ~10-40 ms of the switch). refit() copies before writing.
+            # style; copying it would lengthen every switch). refit() copies before writing.
             m, shared = model, True
         else:
             m, shared = copy.deepcopy(model).eval().to(device), False
@@ -81,16 +81,16 @@ class EagerBackend(Backend):
                 m = m.to(memory_format=torch.channels_last)
         runner = EagerRunner(m, device, prec, channels_last)
         runner.shared = shared
-        if device.type == "cpu" and getattr(model, "prechecked", False):
+        if device.type == "cpu" and is_prechecked(model):
             # a net whose builder checked its layout and weights (MetaNet's generated nets, one per style
             # change): on the CPU the run below would check nothing more and delay the switch
             return runner
         ex = tuple(t.to(device) for t in example_inputs)
         if device.type == "cpu":
             # A check that the model runs, not a warm-up: on the CPU eager has nothing to build per
-            # model, so a full-size run only delays a hot swap by one frame time (~30 ms for a
-            # generated MetaNet net at 320x240); a small image checks the same code path.
-            ex = (_shrink(ex[0], getattr(getattr(model, "spec", None), "size_multiple", 1)),) + ex[1:]
+            # model, so a full-size run only delays a hot swap by one frame time; a small image
+            # checks the same code path.
+            ex = (_shrink(ex[0], model.spec.size_multiple if isinstance(model, HasSpec) else 1),) + ex[1:]
         runner(*ex)  # CUDA: warm-up (allocator, cuDNN); CPU: the model runs with these inputs
         return runner
 

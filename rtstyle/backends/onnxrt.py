@@ -3,25 +3,25 @@
 CPU: the CPU execution provider, all graph optimisations, one intra-op thread per usable core.
 CUDA: the TensorRT and CUDA execution providers when the installed onnxruntime has them, with
 tensors bound in place on the GPU (I/O binding) so frames never go through host memory.
+A model that is an ONNX file (:class:`~rtstyle.models._graph_runtime.RunsOnnxFile`) is not
+exported: its own file runs, through :mod:`.graph_file`.
 """
 from __future__ import annotations
 
 import copy
 import logging
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..models._graph_runtime import RunsOnnxFile
 from .base import Backend, BackendOptions, BackendUnavailableError, Runner
 from .cache import EngineCache, ShapeLRU, engine_key
 from .export import DEFAULT_OPSET, cached_onnx, check_example_inputs, example_like, export_key
-
-if TYPE_CHECKING:
-    from ..models.foreign import ForeignOnnxModel
+from .graph_file import GraphFileRunner, ort_call, ort_session
 
 __all__ = ["OnnxRuntimeBackend", "OnnxRuntimeRunner", "convert_fp16"]
 
@@ -43,13 +43,6 @@ def _import_ort() -> Any:
         raise BackendUnavailableError(
             f"ONNX Runtime backend needs onnx, onnxscript and onnxruntime ({e}): {_INSTALL}") from None
     return onnxruntime
-
-
-def _threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def convert_fp16(src: Path, dst: Path) -> Path:
@@ -211,14 +204,8 @@ class OnnxRuntimeBackend(Backend):
         return out
 
     def _session(self, path: Path, providers: list[Any]) -> Any:
-        ort = _import_ort()
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.intra_op_num_threads = int(self.options.extra.get("threads") or _threads())
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.log_severity_level = 3  # errors only: no "unused initializer" chatter
-        return ort.InferenceSession(str(path), so, providers=providers)
+        _import_ort()
+        return ort_session(path, providers, self.options.extra.get("threads"))
 
     def _shared_session(self, path: Path, providers: list[Any], sha256: str | None = None) -> Any:
         """One session per model file (and ``sha256`` of its contents, when known) and providers:
@@ -257,10 +244,8 @@ class OnnxRuntimeBackend(Backend):
             raise ValueError("onnx fp16 needs a CUDA device; use fp32 on CPU")
         cache = EngineCache(self.options.cache_dir)
         providers = self.providers(device, prec, cache)
-        from ..models.foreign import ForeignOnnxModel
-
-        if isinstance(model, ForeignOnnxModel):
-            return self._prepare_foreign(model, ex, device, prec, providers)
+        if isinstance(model, RunsOnnxFile):
+            return self._prepare_file(model, ex, device, prec, providers)
         dynamic = bool(self.options.extra.get("dynamic", True))
         if dynamic:
             path = self._model_file(model, ex, cache, True, prec, device)
@@ -278,21 +263,14 @@ class OnnxRuntimeBackend(Backend):
         log.info("onnx runner ready (providers: %s)", [p if isinstance(p, str) else p[0] for p in providers])
         return runner
 
-    def _prepare_foreign(self, model: "ForeignOnnxModel", ex: tuple[torch.Tensor, ...], device: torch.device, prec: str,
-                         providers: list[Any]) -> Runner:
-        """A foreign ONNX model runs from its own file: no export, no cache entry."""
-        from ..models.foreign import ForeignRunner
-
+    def _prepare_file(self, model: RunsOnnxFile, ex: tuple[torch.Tensor, ...], device: torch.device, prec: str,
+                      providers: list[Any]) -> Runner:
+        """A model that is an ONNX file runs from that file: no export, no cache entry."""
         if prec != "fp32":
             raise ValueError(f"{model.spec.name} is run from its ONNX file as it is: precision must be fp32, "
                              f"got {prec!r} (give an fp16 ONNX file with its own sidecar instead)")
         session = self._shared_session(model.onnx_path, providers, model.spec.sha256)  # shared by its styles
-        output = model.output_name
-
-        def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
-            return session.run([output], feeds)[0]
-
-        runner = ForeignRunner(model, run, device, model.onnx_path, self.name)
+        runner = GraphFileRunner(model, ort_call(session, model.output_name), device, model.onnx_path, self.name)
         runner(*(t.to(device) for t in ex))  # warm-up
         log.info("onnx runner ready for foreign %s (providers: %s)", model.onnx_path.name,
                  [p if isinstance(p, str) else p[0] for p in providers])

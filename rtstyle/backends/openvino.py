@@ -5,7 +5,9 @@ precisions: bf16 / f16 are compile-time hints (``INFERENCE_PRECISION_HINT``), so
 Height and width stay dynamic in the IR; by default one compiled model serves every size (on this
 kind of net OpenVINO's CPU plugin runs dynamic shapes as fast as static ones, measured at 640x480).
 ``extra["dynamic"]=False`` exports and compiles one static-shape model per input size instead (a few
-kept): for models whose dynamic-shape export is slow or impossible.
+kept): for models whose dynamic-shape export is slow or impossible. A model that is an ONNX file
+(:class:`~rtstyle.models._graph_runtime.RunsOnnxFile`) is converted from its own file, and the style
+encoders' modules straight from PyTorch (:func:`module_ir`); both run through :mod:`.graph_file`.
 """
 from __future__ import annotations
 
@@ -15,21 +17,21 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..models._graph_runtime import RunsOnnxFile
 from .base import Backend, BackendOptions, BackendUnavailableError, Runner
 from .cache import EngineCache, ShapeLRU, device_name, engine_key
 from .export import (DEFAULT_OPSET, cached_onnx, check_example_inputs, example_like, export_key, input_shapes,
                      installed_version, require)
+from .graph_file import GraphFileRunner, ov_call
 
-if TYPE_CHECKING:
-    from ..models.foreign import ForeignOnnxModel
-
-__all__ = ["LazyCalibration", "OpenVINOBackend", "OpenVINORunner", "ov_config"]
+__all__ = ["LazyCalibration", "OpenVINOBackend", "OpenVINORunner", "compile_ir", "module_ir", "ov_config",
+           "quantize_ir"]
 
 log = logging.getLogger(__name__)
 
@@ -200,14 +202,6 @@ class OpenVINOBackend(Backend):
         if installed_version("nncf") is None:
             raise BackendUnavailableError("OpenVINO int8 needs NNCF for post-training quantisation: pip install nncf")
 
-    @staticmethod
-    def _import_nncf() -> Any:
-        try:
-            import nncf
-        except ImportError:
-            raise BackendUnavailableError("OpenVINO int8 needs NNCF for post-training quantisation: pip install nncf") from None
-        return nncf
-
     def _calibration(self, ex: tuple[torch.Tensor, ...]) -> list[tuple[torch.Tensor, ...]]:
         data: Iterable[Any] = self.options.extra.get("calibration") or [ex]
         if isinstance(data, LazyCalibration):
@@ -224,22 +218,13 @@ class OpenVINOBackend(Backend):
     def _quantize(self, m: Any, calib: list[tuple[torch.Tensor, ...]]) -> Any:
         """Post-training int8 of the convolutions only.
 
-        Quantising everything cost the Engstrom net ~7 dB (23 dB PSNR vs fp32 on held-out photos at
-        640x480): instance-norm statistics and the tanh*150 output stage amplify int8 error. Keeping
-        the norm/elementwise ops and the first and last convolution in fp32, with the MIXED preset
-        (asymmetric activations), measured 33.5 dB at ~1.8x the fp32 IR's speed on this CPU.
+        Quantising everything cost the Engstrom net several dB of PSNR against fp32 (README, "Benchmarks"):
+        instance-norm statistics and the tanh*150 output stage amplify int8 error. The norm and
+        elementwise ops and the first and last convolution stay in fp32, with the MIXED preset
+        (asymmetric activations).
         """
-        nncf = self._import_nncf()
-        dataset = nncf.Dataset(calib, lambda item: {i: t.numpy() for i, t in enumerate(item)})
-        convs = [op.get_friendly_name() for op in m.get_ordered_ops() if op.get_type_name() == "Convolution"]
-        keep = nncf.IgnoredScope(
-            types=["MVN", "Tanh", "Sigmoid", "Multiply", "Add", "Subtract", "Divide", "Sqrt", "Power", "ReduceMean"],
-            names=[convs[0], convs[-1]] if len(convs) > 1 else [],
-            validate=False,
-        )
-        with quiet_nncf():
-            return nncf.quantize(m, dataset, subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED,
-                                 ignored_scope=keep)
+        return quantize_ir(m, calib, transform=lambda item: {i: t.numpy() for i, t in enumerate(item)},
+                           keep_types=_FP32_TYPES, keep_last_conv=True)
 
     # ------------------------------------------------------------------ Backend
     def prepare(self, model: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> Runner:
@@ -262,10 +247,8 @@ class OpenVINOBackend(Backend):
         cache = EngineCache(o.cache_dir)
         dynamic = bool(o.extra.get("dynamic", True))
         cfg = ov_config(o.precision, o.extra.get("threads"))
-        from ..models.foreign import ForeignOnnxModel
-
-        if isinstance(model, ForeignOnnxModel):
-            return self._prepare_foreign(model, ex, core, cache, ov_device, cfg)
+        if isinstance(model, RunsOnnxFile):
+            return self._prepare_file(model, ex, core, cache, ov_device, cfg)
         if dynamic:
             ir = self._ir(model, ex, cache, True, ov_device)
             runner: Runner = OpenVINORunner(self._compile(core, ir, ov_device, cfg))
@@ -285,8 +268,8 @@ class OpenVINOBackend(Backend):
         """The compiled model of an IR, compiled once per backend and settings. A style change that
         keeps the network (MSG-Net's bank, brush and strength, AdaIN's statistics, a foreign
         multi-style model's style vector: all inputs)
-        then costs a new infer request and one warm-up run instead of a compile (~150-250 ms for
-        MSG-Net on the 2-core dev box). Each runner has its own infer request.
+        then costs a new infer request and one warm-up run instead of a compile. Each runner has its
+        own infer request.
 
         Across processes, OpenVINO's own model cache (``CACHE_DIR``, in ``<engines>/openvino-compiled``;
         ``extra["compiled_cache"]=False`` turns it off) keeps the compiled blobs: a later run imports
@@ -302,34 +285,25 @@ class OpenVINOBackend(Backend):
             compiled = self._compiled[key] = core.compile_model(str(ir), ov_device, cfg)
         return compiled
 
-    # ------------------------------------------------------------------ foreign ONNX models
-    def _prepare_foreign(self, model: "ForeignOnnxModel", ex: tuple[torch.Tensor, ...], core: Any, cache: EngineCache,
-                         ov_device: str, cfg: dict[str, str]) -> Runner:
-        """A foreign ONNX model: its file converted to IR as it is (cached by the file's sha256), no export."""
-        from ..models.foreign import ForeignRunner
-
+    # ------------------------------------------------------------------ models that are ONNX files
+    def _prepare_file(self, model: RunsOnnxFile, ex: tuple[torch.Tensor, ...], core: Any, cache: EngineCache,
+                      ov_device: str, cfg: dict[str, str]) -> Runner:
+        """A model that is an ONNX file: the file converted to IR as it is (cached by its sha256), no export."""
         if self.options.precision == "int8":
             raise ValueError(f"{model.spec.name}: openvino int8 quantises rtstyle's own exports only; a foreign ONNX "
                              "model runs as its file is (use fp32, bf16 or fp16, or give an int8 QDQ ONNX file)")
-        ir = self._foreign_ir(model, cache)
-        # shared by every style of the model; each runner has its own infer request
-        compiled = self._compile(core, ir, ov_device, cfg)
-        request = compiled.create_infer_request()
-        port = compiled.output(model.output_name)
-
-        def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
-            # share_inputs: no copy in; outputs are copied out (the request reuses its buffers)
-            return np.asarray(request.infer(feeds, share_inputs=True, share_outputs=False)[port])
-
-        runner = ForeignRunner(model, run, torch.device("cpu"), ir, self.name)
+        ir = self._file_ir(model, cache)
+        # the compiled model is shared by every style of the model; each runner has its own infer request
+        run = ov_call(self._compile(core, ir, ov_device, cfg), model.output_name)
+        runner = GraphFileRunner(model, run, torch.device("cpu"), ir, self.name)
         runner(*ex)  # warm-up: primitive creation
         return runner
 
-    def _foreign_ir(self, model: "ForeignOnnxModel", cache: EngineCache) -> Path:
+    def _file_ir(self, model: RunsOnnxFile, cache: EngineCache) -> Path:
         ov = _import_ov()
         src = model.onnx_path
         sha = model.spec.sha256 or hashlib.sha256(src.read_bytes()).hexdigest()
-        key = engine_key(model, shapes=[], precision="fp32", backend="openvino",
+        key = engine_key(model, shapes=[], precision="fp32", backend="openvino",  # type: ignore[arg-type]
                          backend_version=f"openvino-{ov.get_version()}", device="any",
                          settings={"source": "foreign-onnx", "file": src.name, "onnx_sha256": sha})
 
@@ -338,3 +312,89 @@ class OpenVINOBackend(Backend):
             ov.save_model(ov.convert_model(str(src)), str(folder / IR_FILE), compress_to_fp16=False)
 
         return cache.put(key, build) / IR_FILE
+
+
+# --------------------------------------------------------------------------- quantisation and modules
+
+# kept in fp32 when a whole rtstyle export is quantised (see OpenVINOBackend._quantize)
+_FP32_TYPES = ("MVN", "Tanh", "Sigmoid", "Multiply", "Add", "Subtract", "Divide", "Sqrt", "Power", "ReduceMean")
+
+
+def _import_nncf() -> Any:
+    try:
+        import nncf
+    except ImportError:
+        raise BackendUnavailableError("OpenVINO int8 needs NNCF for post-training quantisation: pip install nncf") from None
+    return nncf
+
+
+def quantize_ir(m: Any, calib: Sequence[Any], *, transform: Callable[[Any], Any] | None = None,
+                keep_types: Sequence[str] = (), keep_last_conv: bool = False) -> Any:
+    """Post-training int8 of an OpenVINO model with NNCF, MIXED preset (asymmetric activations).
+
+    The first convolution (it sees the raw image) stays in fp32, and with ``keep_last_conv`` the
+    last one too (when there are two or more); so do the ops of ``keep_types``.
+
+    Args:
+        m: the OpenVINO model.
+        calib: calibration items, all of them used.
+        transform: item -> the model's inputs (default: the item as it is).
+        keep_types: OpenVINO op types left in fp32.
+        keep_last_conv: also leave the last convolution in fp32.
+    """
+    nncf = _import_nncf()
+    convs = [op.get_friendly_name() for op in m.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    if keep_last_conv:
+        names = [convs[0], convs[-1]] if len(convs) > 1 else []
+    else:
+        names = convs[:1]
+    keep = nncf.IgnoredScope(types=list(keep_types), names=names, validate=False)
+    with quiet_nncf():
+        return nncf.quantize(m, nncf.Dataset(list(calib), transform), subset_size=len(calib),
+                             preset=nncf.QuantizationPreset.MIXED, ignored_scope=keep)
+
+
+def module_ir(module: nn.Module, example: torch.Tensor, *, name: str, version: int,
+              calibration: Callable[[], list[torch.Tensor]] | None = None,
+              cache: EngineCache | None = None) -> tuple[Path, bool]:
+    """A module taking one ``(1, 3, H, W)`` image converted to IR with dynamic H and W (OpenVINO's
+    PyTorch frontend, no ONNX), int8 when ``calibration`` is given and NNCF is installed; cached in
+    the engine cache under ``openvino-style-encoder`` by the weights, ``name``, ``version`` and the
+    calibration images.
+
+    Returns:
+        ``(model.xml path, quantised)``.
+    """
+    ov = _import_ov()
+    nncf: Any = None
+    if calibration is not None:
+        try:
+            import nncf
+        except ImportError:
+            log.warning("%s: int8 needs NNCF (pip install nncf); running it fp32", name)
+    settings: dict[str, Any] = {"encoder": name, "version": version}
+    calib: list[np.ndarray] = []
+    if nncf is not None:
+        assert calibration is not None
+        calib = [t.detach().float().cpu().numpy() for t in calibration()]
+        digest = hashlib.sha256(b"".join(c.tobytes() for c in calib)).hexdigest()[:16]
+        settings.update(calibration=digest, nncf=nncf.__version__)
+    key = engine_key(module, shapes=[(1, 3, None, None)], precision="int8" if nncf else "fp32",
+                     backend="openvino-style-encoder", backend_version=f"openvino-{ov.get_version()}",
+                     device="any", settings=settings)
+
+    def build(folder: Path) -> None:
+        with torch.no_grad():
+            m = ov.convert_model(module, example_input=example, input=[ov.PartialShape([1, 3, -1, -1])])
+        if nncf is not None:
+            m = quantize_ir(m, calib)
+        ov.save_model(m, str(folder / IR_FILE), compress_to_fp16=False)
+
+    return (cache or EngineCache()).put(key, build) / IR_FILE, nncf is not None
+
+
+def compile_ir(ir: Path, ov_device: str = "CPU") -> Any:
+    """An IR compiled for latency in f32: on CPUs with AVX-512 BF16 OpenVINO would default to bf16,
+    which rounds statistics and, without AMX, runs slower."""
+    core = _import_ov().Core()
+    return core.compile_model(core.read_model(str(ir)), ov_device, ov_config("fp32"))

@@ -130,9 +130,9 @@ def _int8_possible(model: nn.Module | None) -> str:
     """Why int8 cannot be built here ('' if it can)."""
     if importlib.util.find_spec("nncf") is None:
         return "int8 needs NNCF (pip install nncf)"
-    from ..models.foreign import ForeignOnnxModel
+    from ..models._graph_runtime import RunsOnnxFile
 
-    if isinstance(model, ForeignOnnxModel):
+    if isinstance(model, RunsOnnxFile):
         return "a foreign ONNX file runs as it is"
     return ""
 

@@ -110,7 +110,7 @@ class BatchOptions:
             an error of the task's own (a damaged input) is not retried: it would fail again.
         worker_cpus: CPUs (and threads) of each task.
         worker_gpus: GPUs of each task (1 with a CUDA device).
-        swap: the ``--swap`` schedule text (:func:`rtstyle.pipeline.parse_schedule`).
+        swap: the ``--swap`` schedule text (:func:`rtstyle.schedule.parse_schedule`).
         max_frames: stylise only the first N frames of each file.
         crf / encoder_preset: encoder settings (the sink's defaults when ``None``).
         cache_dir: engine cache the workers share (default: the driver's, made absolute).

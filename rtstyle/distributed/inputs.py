@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..io.video import VIDEO_EXTENSIONS
+from ..image import VIDEO_EXTENSIONS, VIDEO_INPUT_EXTENSIONS
 
 __all__ = ["LIST_EXTENSIONS", "expand_inputs", "output_paths"]
 
@@ -14,12 +14,9 @@ __all__ = ["LIST_EXTENSIONS", "expand_inputs", "output_paths"]
 #: relative to the list file).
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
 
-# what a folder or glob picks up: the extensions the stylize command reads as video
-_READ_EXTS = set(VIDEO_EXTENSIONS) | {".flv", ".ts", ".mpg", ".mpeg", ".wmv", ".3gp"}
-
 
 def _is_video(p: Path) -> bool:
-    return p.suffix.lower() in _READ_EXTS and p.is_file() and not p.name.startswith(".")
+    return p.suffix.lower() in VIDEO_INPUT_EXTENSIONS and p.is_file() and not p.name.startswith(".")
 
 
 def expand_inputs(spec: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> tuple[list[Path], bool]:
@@ -40,7 +37,7 @@ def expand_inputs(spec: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if _is_video(f))
         if not files:
-            raise FileNotFoundError(f"no video files ({' '.join(sorted(_READ_EXTS))}) in {p}")
+            raise FileNotFoundError(f"no video files ({' '.join(sorted(VIDEO_INPUT_EXTENSIONS))}) in {p}")
         return files, True
     if p.is_file() and p.suffix.lower() in LIST_EXTENSIONS:
         files = []
@@ -55,8 +52,8 @@ def expand_inputs(spec: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
             raise FileNotFoundError(f"{p} lists no files")
         return files, True
     if p.is_file():
-        if p.suffix.lower() not in _READ_EXTS:
-            raise ValueError(f"batch jobs stylise video files ({' '.join(sorted(_READ_EXTS))}); {p} is not one")
+        if p.suffix.lower() not in VIDEO_INPUT_EXTENSIONS:
+            raise ValueError(f"batch jobs stylize video files ({' '.join(sorted(VIDEO_INPUT_EXTENSIONS))}); {p} is not one")
         return [p], False
     if glob.has_magic(text):
         files = sorted(Path(f) for f in glob.glob(text, recursive=True) if _is_video(Path(f)))
@@ -88,6 +85,6 @@ def output_paths(inputs: Sequence[Path], output: str | os.PathLike[str], many: b
         if f.name in names:
             raise ValueError(f"two inputs are named {f.name}: {names[f.name]} and {f}")
         names[f.name] = f
-        # containers the sink cannot write (.flv, .ts) become .mp4
+        # containers the sink does not write (.mpg, .wmv, .3gp ...: not in VIDEO_EXTENSIONS) become .mp4
         outs.append(out / (f.name if f.suffix.lower() in VIDEO_EXTENSIONS else f.stem + ".mp4"))
     return outs

@@ -131,7 +131,7 @@ def run_batch(
     from tqdm import tqdm
 
     from ..backends.cache import default_cache_dir
-    from ..pipeline import parse_schedule
+    from ..schedule import parse_schedule
 
     opts = options or BatchOptions()
     if not opts.cache_dir:  # workers may start elsewhere: give them the driver's cache by absolute path

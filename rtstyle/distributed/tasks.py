@@ -17,7 +17,8 @@ from typing import Any
 
 from ..backends import BackendOptions
 from ..io.chunks import Chunk, ChunkSource, ChunkWriter, VideoProbe
-from ..pipeline import Pipeline, ScheduledSwap
+from ..pipeline import Pipeline
+from ..schedule import ScheduledSwap
 from .config import BatchOptions, StylizerRecipe
 from .progress import Reporter
 
@@ -98,7 +99,7 @@ def run_chunk(task: "ChunkTask", probe: VideoProbe, recipe: StylizerRecipe, opts
 
 def _run_file(task: FileTask, recipe: StylizerRecipe, opts: BatchOptions, progress: Any) -> dict[str, Any]:
     from ..io import VideoFileSink, open_source
-    from ..pipeline import parse_schedule
+    from ..schedule import parse_schedule
 
     t0 = time.perf_counter()
     rep = Reporter(progress, task.key)

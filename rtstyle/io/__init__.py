@@ -14,19 +14,21 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..image import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VIDEO_INPUT_EXTENSIONS
 from .base import Controls, IOErrorBase, LatestFrameSlot, Sink, SinkError, Source, SourceError, SourceInfo
 from .camera import CameraSource
-from .images import IMAGE_EXTENSIONS, ImageSink, ImageSource
+from .images import ImageSink, ImageSource
 from .reconnect import ReconnectingSource
 from .stream import StreamSink
 from .synthetic import SyntheticSource
-from .video import VIDEO_EXTENSIONS, VideoFileSink, VideoFileSource, is_url
+from .video import VideoFileSink, VideoFileSource, is_url
 from .virtualcam import VirtualCameraSink
 from .window import WindowSink
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
+    "VIDEO_INPUT_EXTENSIONS",
     "CameraSource",
     "Controls",
     "IOErrorBase",
@@ -104,14 +106,14 @@ def open_source(spec: str | os.PathLike[str], **kwargs: Any) -> Source:
 def open_sink(spec: str | os.PathLike[str], **kwargs: Any) -> Sink:
     """Open the sink a user string names.
 
-    ===========================================  ==========================================
-    ``window``                                   :class:`WindowSink`
-    ``vcam``, ``vcam:/dev/video2``               :class:`VirtualCameraSink`
-    ``udp://``, ``rtmp://``, ``srt://`` ...      :class:`StreamSink`
-    ``*.mp4 .m4v .mov .mkv .webm .avi``          :class:`VideoFileSink`
-    ``*.png .jpg .jpeg .bmp .webp .tif .tiff``   :class:`ImageSink` (last frame)
-    a folder (existing, or ending in ``/``)      :class:`ImageSink` (one image per frame)
-    ===========================================  ==========================================
+    ============================================  ==========================================
+    ``window``                                    :class:`WindowSink`
+    ``vcam``, ``vcam:/dev/video2``                :class:`VirtualCameraSink`
+    ``udp://``, ``rtmp://``, ``srt://`` ...       :class:`StreamSink`
+    ``*.mp4 .m4v .mov .mkv .webm .avi .flv .ts``  :class:`VideoFileSink` (:data:`VIDEO_EXTENSIONS`)
+    ``*.png .jpg .jpeg .bmp .webp .tif .tiff``    :class:`ImageSink` (last frame)
+    a folder (existing, or ending in ``/``)       :class:`ImageSink` (one image per frame)
+    ============================================  ==========================================
 
     Args:
         spec: the string.

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import IOErrorBase, SinkError, SourceError
 from ..frame import Frame
 
 __all__ = [
@@ -24,18 +25,6 @@ __all__ = [
     "SourceError",
     "SourceInfo",
 ]
-
-
-class IOErrorBase(RuntimeError):
-    """Base of source/sink errors; the message is one line meant for the user."""
-
-
-class SourceError(IOErrorBase):
-    """A source could not be opened or read (missing file, no camera, corrupt stream)."""
-
-
-class SinkError(IOErrorBase):
-    """A sink could not be opened or written (unwritable path, no virtual camera device)."""
 
 
 @dataclass(frozen=True)

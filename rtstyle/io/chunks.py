@@ -30,8 +30,10 @@ from typing import Any, Generator
 import numpy as np
 
 from ..frame import Frame
+from ._av import import_av as _import_av
+from ._av import reason as _reason
 from .base import Sink, SinkError, Source, SourceError, SourceInfo
-from .video import VideoFileSink, _import_av, _reason
+from .video import VideoFileSink
 
 __all__ = ["Chunk", "ChunkSource", "ChunkWriter", "VideoProbe", "count_video_frames", "join_chunks", "plan_chunks",
            "probe_video"]
@@ -339,21 +341,13 @@ class _RemuxSink(VideoFileSink):
     rename and audio copy, with the video stream taken from a chunk file (no encoder)."""
 
     def open_like(self, stream: Any) -> None:
-        av = _import_av(SinkError)
-        try:
-            options = {"movflags": "+faststart"} if self._format in ("mp4", "mov") else {}
-            self._container = av.open(str(self.temp_path), mode="w", format=self._format, container_options=options)
-            self._vstream = self._container.add_stream_from_template(stream)
-            self._vstream.time_base = stream.time_base
-            if self.audio_from is not None:
-                self._open_audio()
-            self._container.start_encoding()
-        except SinkError:
-            self._discard()
-            raise
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
-            self._discard()
-            raise SinkError(f"cannot write {self.path}: {_reason(exc)}") from None
+        """Open the output with a video stream copied from ``stream`` (a chunk's)."""
+        def copy(container: Any) -> Any:
+            out = container.add_stream_from_template(stream)
+            out.time_base = stream.time_base
+            return out
+
+        self._open_container(copy)
 
     def write_packet(self, packet: Any, end: float) -> None:
         """Mux one video packet; ``end``: presentation end (s) of the video muxed so far."""

@@ -1,4 +1,7 @@
-"""Still images: :class:`ImageSource` (one file or a folder) and :class:`ImageSink`."""
+"""Still images: :class:`ImageSource` (one file or a folder) and :class:`ImageSink`.
+
+Reading and the extension set are :mod:`rtstyle.image`'s (re-exported here).
+"""
 from __future__ import annotations
 
 import logging
@@ -9,34 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from ..frame import Frame
+from ..image import IMAGE_EXTENSIONS, encode_image, read_image
 from .base import Sink, SinkError, Source, SourceError, SourceInfo
-from .safety import check_output, temp_path
+from .safety import check_output, check_writable, temp_path
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageSink", "ImageSource", "list_images", "read_image", "write_image"]
 
 log = logging.getLogger(__name__)
-
-#: File extensions read and written as images.
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-
-
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an image file as ``uint8`` RGB ``(H, W, 3)``; greyscale and alpha become RGB.
-
-    Raises:
-        SourceError: the file is missing or not a readable image.
-    """
-    import cv2
-
-    p = Path(path)
-    try:
-        data = np.fromfile(p, dtype=np.uint8)  # np.fromfile + imdecode copes with non-ASCII paths
-    except OSError as exc:
-        raise SourceError(f"image not found: {p}" if not p.exists() else f"cannot read {p}: {exc.strerror}") from None
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None  # grey/alpha/16-bit -> 8-bit BGR
-    if bgr is None:
-        raise SourceError(f"cannot decode {p}: not a supported image")
-    return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
 def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
@@ -54,20 +36,18 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
     try:
         # open().write rather than ndarray.tofile: a full disk then says ENOSPC, not "N requested, M written"
         with open(temp, "wb") as f:
-            f.write(buf.data)
+            f.write(buf)
         os.replace(temp, p)
     except OSError as exc:
         temp.unlink(missing_ok=True)
         raise SinkError(f"cannot write {p}: {exc.strerror or exc}") from None
 
 
-def _encode(image: np.ndarray, suffix: str) -> np.ndarray:
-    import cv2
-
-    ok, buf = cv2.imencode(suffix or ".png", np.ascontiguousarray(image[:, :, ::-1]))
-    if not ok:
-        raise SinkError(f"cannot encode an image as {suffix!r}: unsupported image extension")
-    return buf
+def _encode(image: np.ndarray, suffix: str) -> bytes:
+    try:
+        return encode_image(image, suffix)
+    except ValueError as exc:
+        raise SinkError(str(exc)) from None
 
 
 def list_images(path: str | os.PathLike[str]) -> list[Path]:
@@ -210,14 +190,10 @@ class ImageSink(Sink):
         self.path = p
         self.pattern = pattern
         self.overwrite = overwrite
-        parent = p.parent if not (self.folder_mode and p.is_dir()) else p
-        if not parent.is_dir():
-            raise SinkError(f"cannot write {p}: folder {parent} does not exist")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise SinkError(f"cannot write {p}: folder {parent} is not writable")
-        if not self.folder_mode:
-            if p.exists() and not os.access(p, os.W_OK):
-                raise SinkError(f"cannot write {p}: the existing file is read-only")
+        if self.folder_mode:
+            check_writable(p, folder=p if p.is_dir() else p.parent)
+        else:
+            check_writable(p)
             check_output(p, overwrite=overwrite)
         self._created_folder = False
         self._written: list[Path] = []

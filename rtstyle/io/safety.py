@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .base import SinkError
 
-__all__ = ["OutputExistsError", "SameFileError", "check_output", "same_file", "temp_path"]
+__all__ = ["OutputExistsError", "SameFileError", "check_output", "check_writable", "same_file", "temp_path"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,26 @@ def check_output(path: str | os.PathLike[str], *, overwrite: bool = False,
             raise SameFileError(f"refusing to write {p}: it is the input file {src}")
     if not overwrite and (p.exists() or p.is_symlink()):
         raise OutputExistsError(f"refusing to overwrite {p}: it exists")
+
+
+def check_writable(path: str | os.PathLike[str], *, folder: str | os.PathLike[str] | None = None) -> None:
+    """Refuse an output file that cannot be created: ``path`` is a folder, its ``folder`` (default:
+    its parent) is missing or not writable, or an existing ``path`` is read-only. With ``folder``
+    given and ``path`` a folder (an image sink's output folder) only the folder is checked.
+
+    Raises:
+        SinkError: saying which of these it is.
+    """
+    p = Path(path)
+    d = Path(folder) if folder is not None else (p.parent if str(p.parent) else Path("."))
+    if folder is None and p.is_dir():
+        raise SinkError(f"cannot write {p}: it is a folder")
+    if not d.is_dir():
+        raise SinkError(f"cannot write {p}: folder {d} does not exist")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise SinkError(f"cannot write {p}: folder {d} is not writable")
+    if folder is None and p.exists() and not os.access(p, os.W_OK):
+        raise SinkError(f"cannot write {p}: the existing file is read-only")
 
 
 def temp_path(path: str | os.PathLike[str]) -> Path:

@@ -8,9 +8,9 @@ from fractions import Fraction
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import numpy as np
-
 from ..frame import Frame
+from ._av import TickClock, add_video_stream, import_av, video_frame
+from ._av import reason as _reason
 from .base import Sink, SinkError
 
 __all__ = ["StreamSink"]
@@ -21,11 +21,6 @@ log = logging.getLogger(__name__)
 _FORMATS = {"udp": "mpegts", "srt": "mpegts", "tcp": "mpegts", "rtp": "rtp_mpegts", "rtmp": "flv", "rtmps": "flv"}
 # Output stream time base per container (what the muxer uses natively).
 _TIME_BASES = {"mpegts": Fraction(1, 90_000), "rtp_mpegts": Fraction(1, 90_000), "flv": Fraction(1, 1000)}
-
-
-def _reason(exc: BaseException) -> str:
-    msg = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return " ".join(str(msg).split())
 
 
 class StreamSink(Sink):
@@ -75,9 +70,7 @@ class StreamSink(Sink):
         backoff: float = 0.5,
         backoff_max: float = 10.0,
     ) -> None:
-        from .video import _import_av
-
-        _import_av(SinkError)  # fail here, not at the first frame
+        import_av(SinkError)  # fail here, not at the first frame
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         fmt = format or _FORMATS.get(scheme)
@@ -110,8 +103,7 @@ class StreamSink(Sink):
         self._container: Any = None
         self._stream: Any = None
         self._size: tuple[int, int] | None = None
-        self._origin: float | None = None
-        self._last_ticks: int | None = None
+        self._ticks = TickClock(self.time_base, relative=True)
         self._closed = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -156,18 +148,11 @@ class StreamSink(Sink):
             # flush_packets: hand every packet to the network at once (the 32 KiB I/O buffer would
             # otherwise hold a low-bitrate TCP/SRT stream back by seconds and hide a broken connection)
             container = av.open(self.url, mode="w", format=self.format, container_options={"flush_packets": "1"})
-            stream = container.add_stream(
-                self.codec,
-                rate=Fraction(self.fps).limit_denominator(100_000),
-                time_base=self.time_base,
-                width=w + w % 2,
-                height=h + h % 2,
-                options=options,
-            )
-            stream.pix_fmt = "yuv420p"
+            stream = add_video_stream(container, self.codec, fps=self.fps, time_base=self.time_base, width=w, height=h,
+                                      options=options)
             if self.bitrate:
                 stream.bit_rate = int(self.bitrate)
-            self._origin = self._last_ticks = None  # a new stream starts at time zero
+            self._ticks.reset()  # a new stream starts at time zero
             container.mux(stream.encode(self._video_frame(frame)))
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             _close_quietly(container, self.url)
@@ -176,25 +161,8 @@ class StreamSink(Sink):
         return container, stream
 
     def _video_frame(self, frame: Frame) -> Any:
-        import av
-
-        image = frame.image
-        if frame.height % 2 or frame.width % 2:
-            image = np.pad(image, ((0, frame.height % 2), (0, frame.width % 2), (0, 0)), mode="edge")
-        vf = av.VideoFrame.from_ndarray(image, format="rgb24")
-        vf.pts = self._ticks(frame)
-        vf.time_base = self.time_base
-        return vf
-
-    def _ticks(self, frame: Frame) -> int:
-        seconds = frame.pts if frame.pts is not None else frame.captured_at
-        if self._origin is None:
-            self._origin = seconds
-        ticks = round((seconds - self._origin) / self.time_base)
-        if self._last_ticks is not None and ticks <= self._last_ticks:
-            ticks = self._last_ticks + 1
-        self._last_ticks = ticks
-        return ticks
+        return video_frame(frame.image, self._ticks(frame.pts if frame.pts is not None else frame.captured_at),
+                           self.time_base)
 
     def _lost(self, reason: str) -> None:
         """The connection broke: drop it and reconnect in the background."""

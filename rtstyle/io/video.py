@@ -11,27 +11,21 @@ import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from ..frame import Frame
+from ..image import VIDEO_EXTENSIONS, VIDEO_MUXERS
+from ._av import TickClock, add_video_stream, as_fraction, import_av, video_frame
+from ._av import rate as _rate
+from ._av import reason as _reason
 from .base import LatestFrameSlot, Sink, SinkError, Source, SourceError, SourceInfo
-from .safety import check_output, temp_path
+from .safety import check_output, check_writable, temp_path
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoFileSink", "VideoFileSource", "is_url"]
 
 log = logging.getLogger(__name__)
-
-#: File extensions treated as video outputs (and their PyAV/FFmpeg muxer).
-VIDEO_EXTENSIONS: dict[str, str] = {
-    ".mp4": "mp4",
-    ".m4v": "mp4",
-    ".mov": "mov",
-    ".mkv": "matroska",
-    ".webm": "webm",
-    ".avi": "avi",
-}
 
 _URL_SCHEMES = ("udp", "rtp", "rtmp", "rtmps", "rtsp", "rtsps", "http", "https", "srt", "tcp")
 
@@ -46,34 +40,6 @@ def is_url(spec: str | os.PathLike[str]) -> bool:
     s = str(spec)
     scheme, sep, _ = s.partition("://")
     return bool(sep) and scheme.lower() in _URL_SCHEMES
-
-
-def _reason(exc: BaseException) -> str:
-    """One line out of a PyAV/OS error, without the file name FFmpeg appends."""
-    msg = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return " ".join(str(msg).split())
-
-
-def _as_fraction(value: Fraction | float | int | str) -> Fraction:
-    if isinstance(value, Fraction):
-        return value
-    if isinstance(value, float):
-        return Fraction(value).limit_denominator(1_000_000)
-    return Fraction(value)
-
-
-def _import_av(error: type[Exception]) -> Any:
-    """PyAV, or ``error`` with the install hint (it is optional on inference-only machines)."""
-    try:
-        import av
-    except ImportError:
-        raise error("video files and streams need PyAV: pip install av") from None
-    return av
-
-
-def _rate(fps: float | Fraction) -> Fraction:
-    """A frame rate as an exact fraction (29.97002997 -> 30000/1001)."""
-    return fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(100_000)
 
 
 class VideoFileSource(Source):
@@ -106,7 +72,7 @@ class VideoFileSource(Source):
         open_timeout: float = 10.0,
         read_timeout: float = 5.0,
     ) -> None:
-        av = _import_av(SourceError)
+        av = import_av(SourceError)
         spec = str(path_or_url)
         self._spec = spec
         self._url = is_url(spec)
@@ -350,19 +316,6 @@ class VideoFileSource(Source):
         self._container.close()
 
 
-def _check_output_path(path: Path) -> None:
-    """Raise :class:`SinkError` unless ``path`` can be created."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise SinkError(f"cannot write {path}: it is a folder")
-    if not folder.is_dir():
-        raise SinkError(f"cannot write {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise SinkError(f"cannot write {path}: folder {folder} is not writable")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise SinkError(f"cannot write {path}: the existing file is read-only")
-
-
 def _encoder_options(codec: str, crf: int, preset: str, fmt: str) -> dict[str, str]:
     if codec in ("libx264", "libx265"):
         options = {"crf": str(crf), "preset": preset}
@@ -387,7 +340,7 @@ class VideoFileSink(Sink):
     the final name by :meth:`close`; :meth:`abort` deletes it.
 
     Args:
-        path: output file (``.mp4 .m4v .mov .mkv .webm .avi``).
+        path: output file (``.mp4 .m4v .mov .mkv .webm .avi .flv .ts``: :data:`rtstyle.image.VIDEO_MUXERS`).
         fps: nominal frame rate (used for frames without ``pts`` and for rate control).
         time_base: timestamp unit of the output stream (e.g. the input's ``1/12800``);
             default ``1/90000``.
@@ -418,22 +371,22 @@ class VideoFileSink(Sink):
         preset: str = "veryfast",
         overwrite: bool = False,
     ) -> None:
-        _import_av(SinkError)  # fail here, not at the first frame
+        import_av(SinkError)  # fail here, not at the first frame
         self.path = Path(path)
         suffix = self.path.suffix.lower()
-        if suffix not in VIDEO_EXTENSIONS:
-            known = " ".join(VIDEO_EXTENSIONS)
+        if suffix not in VIDEO_MUXERS:
+            known = " ".join(sorted(VIDEO_MUXERS))
             raise SinkError(f"cannot write {self.path}: unknown video extension {suffix!r} (use one of {known})")
         if not fps or fps <= 0:
             raise ValueError(f"fps must be positive, got {fps!r}")
-        _check_output_path(self.path)
-        self._format = VIDEO_EXTENSIONS[suffix]
+        check_writable(self.path)
+        self._format = VIDEO_MUXERS[suffix]
         self.fps = float(fps)
         if self._format == "avi":
             # AVI has no timestamps, only a constant frame rate: one tick per frame, no B-frames.
             self.time_base = 1 / _rate(self.fps)
         else:
-            self.time_base = _as_fraction(time_base) if time_base else Fraction(1, 90_000)
+            self.time_base = as_fraction(time_base) if time_base else Fraction(1, 90_000)
         self.codec = codec or ("libvpx-vp9" if suffix == ".webm" else "libx264")
         self.crf = crf
         self.preset = preset
@@ -447,8 +400,7 @@ class VideoFileSink(Sink):
         self._container: Any = None
         self._vstream: Any = None
         self._size: tuple[int, int] | None = None  # (h, w) of incoming frames
-        self._pad = (0, 0)
-        self._last_ticks: int | None = None
+        self._ticks = TickClock(self.time_base)
         self._video_end = 0.0  # seconds: end of the last frame written
         self._audio_in: Any = None
         self._audio_out: Any = None
@@ -459,28 +411,24 @@ class VideoFileSink(Sink):
 
     # -- opening ---------------------------------------------------------------------------
     def _open(self, frame: Frame) -> None:
-        av = _import_av(SinkError)
         h, w = frame.height, frame.width
         self._size = (h, w)
-        self._pad = (h % 2, w % 2)
-        if any(self._pad):
+        if h % 2 or w % 2:
             log.info("%s: padding %dx%d frames to even size %dx%d for yuv420p", self.path, w, h, w + w % 2, h + h % 2)
+        options = _encoder_options(self.codec, self.crf, self.preset, self._format)
+        self._open_container(lambda c: add_video_stream(c, self.codec, fps=self.fps, time_base=self.time_base,
+                                                        width=w, height=h, options=options))
+
+    def _open_container(self, add_video: Callable[[Any], Any]) -> None:
+        """Create the temp file with the stream ``add_video(container)`` returns and the audio, and
+        write the header; on failure nothing is left behind."""
+        av = import_av(SinkError)
         try:
             container_options = {"movflags": "+faststart"} if self._format in ("mp4", "mov") else {}
             self._container = av.open(
                 str(self.temp_path), mode="w", format=self._format, container_options=container_options
             )
-            stream = self._container.add_stream(
-                self.codec,
-                rate=_rate(self.fps),
-                time_base=self.time_base,
-                width=w + w % 2,
-                height=h + h % 2,
-                options=_encoder_options(self.codec, self.crf, self.preset, self._format),
-            )
-            stream.pix_fmt = "yuv420p"
-            stream.time_base = self.time_base
-            self._vstream = stream
+            self._vstream = add_video(self._container)
             if self.audio_from is not None:
                 self._open_audio()
             self._container.start_encoding()  # create the file and write the header now
@@ -520,15 +468,6 @@ class VideoFileSink(Sink):
         self._audio_packets = src.demux(ain)
 
     # -- writing ---------------------------------------------------------------------------
-    def _ticks(self, frame: Frame) -> int:
-        seconds = frame.pts if frame.pts is not None else frame.index / self.fps
-        ticks = round(Fraction(seconds) / self.time_base)
-        if self._last_ticks is not None and ticks <= self._last_ticks:
-            # Timestamps must grow; a duplicate (or a coarse time base) moves on by one tick.
-            ticks = self._last_ticks + 1
-        self._last_ticks = ticks
-        return ticks
-
     def write(self, frame: Frame) -> None:
         """Encode one frame (opening the file on the first call).
 
@@ -545,13 +484,8 @@ class VideoFileSink(Sink):
             h, w = self._size or (0, 0)
             got = f"{frame.width}x{frame.height}"
             raise SinkError(f"cannot write {self.path}: frame size changed from {w}x{h} to {got}")
-        image = frame.image
-        if any(self._pad):
-            image = np.pad(image, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
-        ticks = self._ticks(frame)
-        vf = av.VideoFrame.from_ndarray(image, format="rgb24")
-        vf.pts = ticks
-        vf.time_base = self.time_base
+        ticks = self._ticks(frame.pts if frame.pts is not None else frame.index / self.fps)
+        vf = video_frame(frame.image, ticks, self.time_base)
         try:
             self._container.mux(self._vstream.encode(vf))
             now = float(ticks * self.time_base)

@@ -58,7 +58,8 @@ class ModelEntry:
 
 _MODELS: dict[str, ModelEntry] = {}
 _CKPT_EXTS = {".pth", ".pt", ".model", ".safetensors", ".onnx", ".ckpt", ".bin"}
-_PATH_LOADERS: dict[str, PathLoader] = {}
+# family -> (priority, loader); tried by descending priority, then in registration order
+_PATH_LOADERS: dict[str, tuple[int, PathLoader]] = {}
 
 
 def register_model(spec: ModelSpec) -> Callable[[Factory], Factory]:
@@ -73,18 +74,33 @@ def register_model(spec: ModelSpec) -> Callable[[Factory], Factory]:
     return deco
 
 
-def register_path_loader(family: str, loader: PathLoader) -> None:
+def register_path_loader(family: str, loader: PathLoader, *, priority: int = 0) -> None:
     """Register a loader that turns a checkpoint file into a model, or returns ``None``
-    when the file is not of its format."""
-    _PATH_LOADERS[family] = loader
+    when the file is not of its format.
+
+    Args:
+        family: the ``family:PATH`` prefix that forces this loader.
+        loader: ``loader(path, **kwargs) -> model | None``.
+        priority: loaders are tried by descending priority, equal ones in registration order.
+            A loader that declines every file but its own format cheaply (by suffix) should go
+            before the checkpoint families, which open any file with ``torch.load`` and raise
+            on one that is not theirs.
+    """
+    _PATH_LOADERS[family] = (int(priority), loader)
+
+
+def _path_loaders() -> list[str]:
+    """Registered families in the order their loaders are tried."""
+    order = {f: i for i, f in enumerate(_PATH_LOADERS)}
+    return sorted(_PATH_LOADERS, key=lambda f: (-_PATH_LOADERS[f][0], order[f]))
 
 
 def _ensure_builtin() -> None:
     # Importing the families registers them; done lazily to keep ``import rtstyle`` light.
     from . import johnson  # noqa: F401
-    from . import foreign  # noqa: F401
+    from . import _foreign_builtin, foreign  # noqa: F401
     from . import styleswap  # noqa: F401
-    from . import adain, metanet, msgnet, vgg_adain, wct  # noqa: F401
+    from . import adain, linear, metanet, msgnet, vgg_adain, wct  # noqa: F401
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -186,7 +202,7 @@ def create_model(name: str | Path, **kwargs: object) -> nn.Module:
             families = [family]
         else:
             path = Path(text).expanduser()
-            families = list(_PATH_LOADERS)
+            families = _path_loaders()
         if not path.exists():
             if any(sep in text for sep in ("/", "\\")) or path.suffix.lower() in _CKPT_EXTS:
                 raise FileNotFoundError(f"model file not found: {path}")
@@ -197,7 +213,7 @@ def create_model(name: str | Path, **kwargs: object) -> nn.Module:
         model = None
         for fam in families:
             with _load_errors(str(path)):
-                model = _PATH_LOADERS[fam](path, **kwargs)
+                model = _PATH_LOADERS[fam][1](path, **kwargs)
             if model is not None:
                 break
         if model is None:

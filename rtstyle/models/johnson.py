@@ -28,6 +28,7 @@ from torch import nn
 
 from ._layers import ConvLayer, ResidualBlock, UpsampleConvLayer
 from ._registry import register_model, register_path_loader
+from ._safetensors_io import write_safetensors
 from ._spec import ModelSpec
 
 __all__ = ["TransformerNet", "EngstromNet", "load_johnson_checkpoint", "save_rtstyle_weights", "shipped_manifest"]
@@ -89,7 +90,7 @@ class TransformerNet(nn.Module):
 
 def _same_pad(n: int, k: int, s: int) -> tuple[int, int]:
     # TF 'SAME': total = max((ceil(n/s) - 1)*s + k - n, 0). For k >= s (every layer here) that is
-    # (-n) % s + k - s, which torch.export traces ~8x faster on symbolic sizes than ceil/max.
+    # (-n) % s + k - s, which torch.export traces much faster on symbolic sizes than ceil/max.
     total = (-n) % s + k - s
     return total // 2, total - total // 2
 
@@ -255,15 +256,8 @@ register_path_loader("johnson", load_johnson_checkpoint)
 
 def save_rtstyle_weights(net: TransformerNet, spec: ModelSpec, path: str | Path) -> Path:
     """Write a TransformerNet as safetensors with its spec in the metadata."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().float().contiguous().cpu() for k, v in net.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(sd, str(tmp), metadata={"spec": spec.to_json(), "format": "rtstyle.johnson/1"})
-    tmp.replace(path)
-    return path
+    return write_safetensors(path, sd, {"spec": spec.to_json(), "format": "rtstyle.johnson/1"})
 
 
 # --------------------------------------------------------------------------- shipped models

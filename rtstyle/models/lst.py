@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TypeVar
+from typing import Callable, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -197,21 +197,21 @@ def load_encoder(level: int = 31, path: str | Path | None = None) -> LSTEncoder:
         WeightNotFoundError: no weight file found.
         LSTLayoutError: the file is not this layout (wrong keys or shapes).
     """
-    level = _check_level(level)
-    file = resolve_weight(f"lst/vgg_r{level}", explicit=path)
-    net = LSTEncoder(level)
-    _load_into(net, _read(file), file, f"relu{level // 10}_1 encoder")
-    log.info("LST encoder r%d from %s", level, file)
-    return _frozen(net)
+    return _load_pretrained(LSTEncoder, "vgg", "encoder", level, path)
 
 
 def load_decoder(level: int = 31, path: str | Path | None = None) -> LSTDecoder:
     """Load the pretrained decoder of ``level`` (see :func:`load_encoder` for the arguments)."""
+    return _load_pretrained(LSTDecoder, "dec", "decoder", level, path)
+
+
+def _load_pretrained(cls: Callable[[int], _M], prefix: str, what: str, level: int, path: str | Path | None) -> _M:
+    """``cls(level)`` with the weights of ``lst/{prefix}_r{level}`` (or ``path``), frozen."""
     level = _check_level(level)
-    file = resolve_weight(f"lst/dec_r{level}", explicit=path)
-    net = LSTDecoder(level)
-    _load_into(net, _read(file), file, f"relu{level // 10}_1 decoder")
-    log.info("LST decoder r%d from %s", level, file)
+    file = resolve_weight(f"lst/{prefix}_r{level}", explicit=path)
+    net = cls(level)
+    _load_into(net, _read(file), file, f"relu{level // 10}_1 {what}")
+    log.info("LST %s r%d from %s", what, level, file)
     return _frozen(net)
 
 

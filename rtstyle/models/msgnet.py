@@ -33,7 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..nn.losses import gram as _gram  # ``gram`` names the style input here
 from ._registry import register_path_loader
+from ._safetensors_io import write_safetensors
 from ._shipped import register_entries, shipped_entries, shipped_file
 from ._spec import ModelSpec
 
@@ -55,10 +57,9 @@ _EXP = 4  # bottleneck expansion
 
 
 def gram_matrix(f: torch.Tensor) -> torch.Tensor:
-    """``(N, C, H, W)`` -> ``(N, C, C)`` normalised by ``C * H * W`` (as the authors' GramMatrix)."""
-    n, c, h, w = f.shape
-    x = f.reshape(n, c, h * w)
-    return torch.bmm(x, x.transpose(1, 2)) / (c * h * w)
+    """``(N, C, H, W)`` -> ``(N, C, C)`` normalised by ``C * H * W`` (as the authors' GramMatrix), in
+    ``f``'s dtype (:func:`rtstyle.nn.losses.gram` without the float32 upcast)."""
+    return _gram(f, upcast=False)
 
 
 def comatch(x: torch.Tensor, weight: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
@@ -240,18 +241,11 @@ def save_msgnet(net: MSGNet, spec: ModelSpec, path: str | Path, bank: dict[str, 
     """Write weights (+ an optional style bank of Grams, keys ``bank.<style>.<size>``) as safetensors."""
     from dataclasses import asdict
 
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().to(dtype).contiguous().cpu() for k, v in net.state_dict().items() if k != "graph_flags"}
     for k, v in (bank or {}).items():
         sd[f"bank.{k}"] = v.detach().to(dtype).contiguous().cpu()
     meta = {"format": FORMAT, "spec": spec.to_json(), "arch": json.dumps(asdict(net.arch))}
-    tmp = path.with_suffix(".tmp")
-    save_file(sd, str(tmp), metadata=meta)
-    tmp.replace(path)
-    return path
+    return write_safetensors(path, sd, meta)
 
 
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -357,31 +351,31 @@ class MSGStyled(nn.Module):
     """
 
     def __init__(self, net: MSGNet, bank: MSGStyleBank, *, brush: float = 256.0, alpha: float = 1.0,
-                 colour: str | None = None, style: str | int | None = None, weights: Sequence[float] | None = None) -> None:
+                 color: str | None = None, style: str | int | None = None, weights: Sequence[float] | None = None) -> None:
         super().__init__()
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be within [0, 1], got {alpha}")
-        if colour not in (None, "luminance"):
-            raise ValueError(f"colour must be None or 'luminance' for MSG-Net, got {colour!r}")
+        if color not in (None, "luminance"):
+            raise ValueError(f"color must be None or 'luminance' for MSG-Net, got {color!r}")
         if not 16 <= brush <= 2048:
             raise ValueError(f"brush size (style image side in pixels) must be within 16..2048, got {brush}")
         self.net = net
         self.bank = bank
         self.brush = float(brush)
         self.alpha = float(alpha)
-        self.colour = colour
+        self.color = color
         self.default_style = style
         self.weights = None if weights is None else list(weights)
-        self.register_buffer("graph_flags", torch.tensor([float(colour == "luminance")]))
+        self.register_buffer("graph_flags", torch.tensor([float(color == "luminance")]))
 
     def with_controls(self, **changes: Any) -> "MSGStyled":
-        """A new bound model sharing the network (cheap); ``brush=``, ``alpha=``, ``colour=``, ``style=``."""
-        kw = dict(brush=self.brush, alpha=self.alpha, colour=self.colour, style=self.default_style, weights=self.weights)
+        """A new bound model sharing the network (cheap); ``brush=``, ``alpha=``, ``color=``, ``style=``."""
+        kw = dict(brush=self.brush, alpha=self.alpha, color=self.color, style=self.default_style, weights=self.weights)
         kw.update(changes)
         new = MSGStyled(self.net, self.bank, **kw)  # type: ignore[arg-type]
         spec = getattr(self, "spec", None)
         if spec is not None:
-            new.spec = replace(spec, extra=dict(spec.extra, brush=new.brush, alpha=new.alpha, colour=new.colour))  # type: ignore[attr-defined]
+            new.spec = replace(spec, extra=dict(spec.extra, brush=new.brush, alpha=new.alpha, color=new.color))  # type: ignore[attr-defined]
         return new
 
     # ------------------------------------------------------------------ style inputs
@@ -418,7 +412,7 @@ class MSGStyled(nn.Module):
     def parse_style_vector(self, value: Any) -> list[float]:
         """Bank weights from a style name or index (``"wave"``, ``3``), a blend (``"wave:0.5,udnie:0.5"``)
         or one weight per bank style."""
-        from .foreign import parse_style_vector
+        from ._style_vector import parse_style_vector
 
         if not len(self.bank):
             raise ValueError("this MSG-Net has no shipped style bank: give a style image")
@@ -435,7 +429,7 @@ class MSGStyled(nn.Module):
 
     def forward(self, x: torch.Tensor, gram: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         out = self.net(x, gram, alpha)
-        if self.colour == "luminance":
+        if self.color == "luminance":
             from .adain import luminance_transfer
 
             out = luminance_transfer(out, x)
@@ -467,8 +461,9 @@ def _spec_for_file(path: Path, meta: dict[str, str], bank: MSGStyleBank) -> Mode
 def build_msgnet(net: MSGNet, bank: dict[str, torch.Tensor], spec: ModelSpec, **controls: Any) -> MSGStyled:
     sb = MSGStyleBank(bank)
     model = MSGStyled(net, sb, **controls)
+    # ``extra`` is persisted with the weights: the colour mode keeps the key of the files shipped so far
     model.spec = replace(spec, styles=sb.names, needs_style_image=not len(sb),  # type: ignore[attr-defined]
-                         extra=dict(spec.extra, brush=model.brush, alpha=model.alpha, colour=model.colour))
+                         extra=dict(spec.extra, brush=model.brush, alpha=model.alpha, **{"colour": model.color}))
     return model
 
 

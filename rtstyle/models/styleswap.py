@@ -22,6 +22,14 @@ with k = 3 a stride of 2 still covers every style position). Set ``max_patches=N
 ``patch_stride=1`` for the paper's exhaustive matching. The pasting step has an exact cheaper
 equivalent (gather the chosen patches and ``fold`` them), selected with ``swap_impl="gather"``;
 the default ``"conv"`` is the paper's all-convolution form, which exports to ONNX unchanged.
+
+Cheaper patch search (``search_dims``): the normalised style patches (``L`` vectors of
+``D = C * k^2`` values) span far fewer than ``D`` directions, so the search can run in their
+principal subspace: ``P`` basis patches (the top right singular vectors) as a ``k x k`` conv from
+``C`` to ``P`` channels, then a 1x1 conv with the patches' ``P`` coordinates. That costs
+``2 * N * (P * D + L * P)`` instead of ``2 * N * L * D`` FLOPs; only the choice of patch can
+change (where two style patches score within the discarded energy of each other), the pasting
+stays exact. Both steps are still convolutions with explicit style tensors.
 """
 from __future__ import annotations
 
@@ -38,7 +46,7 @@ from ._registry import register_model
 from ._spec import ModelSpec
 from .lst import LSTDecoder, LSTEncoder, cap_style_image, load_decoder, load_encoder, r31_spec
 
-__all__ = ["StyleSwapNet", "extract_patches", "normalise_patches", "style_swap"]
+__all__ = ["StyleSwapNet", "extract_patches", "normalise_patches", "search_basis", "style_swap"]
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +76,36 @@ def normalise_patches(patches: torch.Tensor) -> torch.Tensor:
     return patches / norm.view(-1, 1, 1, 1)
 
 
+def search_basis(normalised: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The principal subspace of the normalised style patches, for the cheaper search.
+
+    Args:
+        normalised: ``(L, C, k, k)`` unit-norm patches.
+        dims: ``P``, the subspace dimension (clamped to ``min(L, C * k * k)``).
+
+    Returns:
+        ``(basis, coords)``: ``basis`` ``(P, C, k, k)`` (orthonormal basis patches, a conv from C to P
+        channels) and ``coords`` ``(L, P, 1, 1)`` (each patch's coordinates, a 1x1 conv), so that
+        ``conv2d(conv2d(x, basis), coords)`` approximates ``conv2d(x, normalised)``.
+    """
+    if int(dims) < 1:
+        raise ValueError(f"search dims must be >= 1, got {dims}")
+    flat = normalised.flatten(1).double()
+    p = min(int(dims), flat.shape[0], flat.shape[1])
+    _, _, vh = torch.linalg.svd(flat, full_matrices=False)
+    basis = vh[:p]  # (P, D), orthonormal rows
+    coords = flat @ basis.t()  # (L, P)
+    dtype = normalised.dtype
+    return (basis.to(dtype).reshape(p, *normalised.shape[1:]).contiguous(),
+            coords.to(dtype).reshape(flat.shape[0], p, 1, 1).contiguous())
+
+
 def style_swap(
     content: torch.Tensor,
     patches: torch.Tensor,
     normalised: torch.Tensor | None = None,
     impl: str = "conv",
+    basis: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Replace every content patch by its best-matching (max NCC) style patch, averaging overlaps.
 
@@ -82,6 +115,8 @@ def style_swap(
         normalised: ``normalise_patches(patches)`` if precomputed (saves work per frame).
         impl: ``"conv"`` (one-hot + transposed conv, the paper's form) or ``"gather"``
             (same result: gather the chosen patches and fold them; cheaper for many patches).
+        basis: the subspace search of :func:`search_basis`: ``basis`` ``(P, C, k, k)``, with
+            ``normalised`` then the patch coordinates ``(L, P, 1, 1)``.
 
     Returns:
         Swapped features, same shape as ``content``.
@@ -90,9 +125,16 @@ def style_swap(
         raise ValueError(f"content (N, C, H, W) and patches (L, C, k, k) must share C; got "
                          f"{tuple(content.shape)} and {tuple(patches.shape)}")
     k = patches.shape[-1]
-    if normalised is None:
-        normalised = normalise_patches(patches)
-    scores = F.conv2d(content, normalised)  # (N, L, H-k+1, W-k+1)
+    if basis is not None:
+        if normalised is None or normalised.shape[:2] != (patches.shape[0], basis.shape[0]):
+            raise ValueError(f"with a search basis of {basis.shape[0]} dims, normalised must be the patch "
+                             f"coordinates ({patches.shape[0]}, {basis.shape[0]}, 1, 1), got "
+                             f"{None if normalised is None else tuple(normalised.shape)}")
+        scores = F.conv2d(F.conv2d(content, basis), normalised)
+    else:
+        if normalised is None:
+            normalised = normalise_patches(patches)
+        scores = F.conv2d(content, normalised)  # (N, L, H-k+1, W-k+1)
     best = scores.argmax(dim=1)  # (N, H', W')
     n_patches = patches.shape[0]
     if impl == "conv":
@@ -123,6 +165,9 @@ class StyleSwapNet(nn.Module):
         max_style_side: the style image is downscaled so its longer side is at most this.
         max_patches: upper bound on the patch count (the stride grows to meet it); ``None``: no bound.
         swap_impl: ``"conv"`` or ``"gather"`` (see :func:`style_swap`).
+        search_dims: ``None``: exhaustive search over all ``C * k^2`` dimensions; ``P``: search in
+            the patches' ``P``-dimensional principal subspace (:func:`search_basis`); the style
+            inputs are then ``(patches, coords, basis)``.
 
     Shape:
         content ``(1, 3, H, W)`` RGB in [0, 1], H and W multiples of 4 -> ``(1, 3, H, W)`` in ~[0, 1].
@@ -137,6 +182,7 @@ class StyleSwapNet(nn.Module):
         max_style_side: int | None = 256,
         max_patches: int | None = 1024,
         swap_impl: str = "conv",
+        search_dims: int | None = None,
     ) -> None:
         super().__init__()
         if encoder.level != decoder.level:
@@ -147,6 +193,9 @@ class StyleSwapNet(nn.Module):
             raise ValueError(f"patch_stride must be >= 1, got {patch_stride}")
         if swap_impl not in ("conv", "gather"):
             raise ValueError(f"swap_impl must be 'conv' or 'gather', got {swap_impl!r}")
+        if search_dims is not None and int(search_dims) < 1:
+            raise ValueError(f"search_dims must be >= 1 or None, got {search_dims}")
+        self.search_dims = None if search_dims is None else int(search_dims)
         self.encoder = encoder
         self.decoder = decoder
         self.patch_size = int(patch_size)
@@ -164,8 +213,9 @@ class StyleSwapNet(nn.Module):
         return s
 
     @torch.no_grad()
-    def encode_style(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Style image -> ``(patches, normalised_patches)``, both ``(L, 256, k, k)``.
+    def encode_style(self, style: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Style image -> ``(patches, normalised_patches)``, both ``(L, 256, k, k)``; with
+        ``search_dims``: ``(patches, coords, basis)`` (see :func:`search_basis`).
 
         Args:
             style: ``(1, 3, H, W)`` RGB in [0, 1].
@@ -181,15 +231,23 @@ class StyleSwapNet(nn.Module):
         patches = extract_patches(feats, self.patch_size, stride)
         log.debug("style-swap: %d patches of %dx%d from a %dx%d relu3_1 map (stride %d)",
                   patches.shape[0], self.patch_size, self.patch_size, fw, fh, stride)
-        return patches, normalise_patches(patches)
+        normalised = normalise_patches(patches)
+        if self.search_dims is not None:
+            basis, coords = search_basis(normalised, self.search_dims)
+            return patches, coords, basis
+        return patches, normalised
 
     def forward(
-        self, content: torch.Tensor, patches: torch.Tensor, normalised: torch.Tensor | None = None
+        self,
+        content: torch.Tensor,
+        patches: torch.Tensor,
+        normalised: torch.Tensor | None = None,
+        basis: torch.Tensor | None = None,
     ) -> torch.Tensor:
         feats = self.encoder(content)
         if min(feats.shape[-2:]) < self.patch_size:
             raise ValueError(f"content {tuple(content.shape[-2:])} is too small for patch size {self.patch_size}")
-        swapped = style_swap(feats, patches, normalised, impl=self.swap_impl)
+        swapped = style_swap(feats, patches, normalised, impl=self.swap_impl, basis=basis)
         return self.decoder(swapped)
 
 
@@ -201,28 +259,21 @@ _SPEC = r31_spec(
 )
 
 
+#: The factory's options: :class:`StyleSwapNet`'s keyword arguments, recorded in the spec's ``extra``.
+_OPTIONS = ("patch_size", "patch_stride", "max_style_side", "max_patches", "swap_impl", "search_dims")
+
+
 @register_model(_SPEC)
-def _styleswap_r31(
-    spec: ModelSpec,
-    *,
-    patch_size: int = 3,
-    patch_stride: int = 1,
-    max_style_side: int | None = 256,
-    max_patches: int | None = 1024,
-    swap_impl: str = "conv",
-    encoder_path: str | Path | None = None,
-    decoder_path: str | Path | None = None,
-    **unknown: Any,
-) -> nn.Module:
-    """Build ``styleswap.r31``; weights resolved by :func:`rtstyle.weights.resolve_weight`."""
+def _styleswap_r31(spec: ModelSpec, *, encoder_path: str | Path | None = None, decoder_path: str | Path | None = None,
+                   **options: Any) -> nn.Module:
+    """Build ``styleswap.r31``; ``options`` are :class:`StyleSwapNet`'s (``patch_size=``, ...), weights
+    resolved by :func:`rtstyle.weights.resolve_weight`."""
+    unknown = set(options) - set(_OPTIONS)
     if unknown:
-        raise TypeError(f"styleswap.r31: unknown options {sorted(unknown)}; known: patch_size, patch_stride, "
-                        "max_style_side, max_patches, swap_impl, encoder_path, decoder_path")
-    net = StyleSwapNet(load_encoder(31, encoder_path), load_decoder(31, decoder_path), patch_size=patch_size,
-                       patch_stride=patch_stride, max_style_side=max_style_side, max_patches=max_patches,
-                       swap_impl=swap_impl)
-    extra = dict(spec.extra, patch_size=int(patch_size), patch_stride=int(patch_stride),
-                 max_style_side=max_style_side, max_patches=max_patches)
+        raise TypeError(f"styleswap.r31: unknown options {sorted(unknown)}; known: {', '.join(_OPTIONS)}, "
+                        "encoder_path, decoder_path")
+    net = StyleSwapNet(load_encoder(31, encoder_path), load_decoder(31, decoder_path), **options)
+    extra = dict(spec.extra, **{k: getattr(net, k) for k in _OPTIONS})
     net.spec = replace(spec, extra=extra)  # type: ignore[attr-defined]
     return net
 

@@ -18,7 +18,6 @@ Input contract: RGB in [0, 1], H and W multiples of 8 (three poolings).
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +25,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..weights import resolve_weight, sha256_file
-from ._layers import IMAGENET_MEAN, IMAGENET_STD, ImageNetVGG16, vgg16_act_scale
+from ..nn.vgg import (IMAGENET_MEAN, IMAGENET_STD, RELU_N1, VGG16Encoder, VGGMismatchError, file_sha256,
+                      load_vgg16_encoder)
+from ..weights import sha256_file
+from ._safetensors_io import read_safetensors, write_safetensors
 from ._shipped import register_entries, shipped_entries, shipped_file
 from ._spec import ModelSpec
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "RELU_N1",
     "AdaINDecoder",
     "EncoderMismatchError",
     "VGG16Encoder",
     "decoder_state",
     "load_decoder_file",
+    "file_sha256",
     "load_pair",
     "load_vgg16_encoder",
     "save_decoder",
@@ -47,39 +50,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: torchvision ``features`` index of each ``reluN_1`` tap.
-RELU_N1 = {"r11": 1, "r21": 6, "r31": 11, "r41": 18}
 FORMAT = "rtstyle.adain-decoder/1"
 
 
-class EncoderMismatchError(ValueError):
+class EncoderMismatchError(VGGMismatchError):
     """The encoder weights differ from the ones a decoder was trained against."""
-
-
-class VGG16Encoder(ImageNetVGG16):
-    """ImageNet VGG16 ``features[0..18]`` (conv1_1 .. relu4_1), torchvision key names.
-
-    Normalises RGB [0, 1] with the ImageNet mean/std inside and divides the activations by
-    ``act_scale`` (255 for the Caffe-converted weights, whose activations are ~255x torchvision's),
-    so features have the same magnitude whichever VGG16 file was loaded.
-
-    Shape:
-        ``(N, 3, H, W)`` -> relu4_1 ``(N, 512, H / 8, W / 8)``.
-    """
-
-    level = 41
-    out_channels = 512
-
-    def __init__(self, act_scale: float = 1.0) -> None:
-        super().__init__(RELU_N1["r41"], act_scale)  # VGG16 features[0..18]
-        self.sha256: str | None = None
-
-    def taps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """relu1_1, relu2_1, relu3_1 and relu4_1 from one pass (keys ``r11`` .. ``r41``)."""
-        return self.activations(x, {i: k for k, i in RELU_N1.items()})
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.rescale(self.features((x - self.mean) / self.std))
 
 
 def _conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
@@ -124,47 +99,6 @@ class AdaINDecoder(nn.Module):
 
 # --------------------------------------------------------------------------- weights
 
-@lru_cache(maxsize=8)
-def _sha_cached(path: str, size: int, mtime: float) -> str:
-    return sha256_file(Path(path))
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, cached by (path, size, mtime): the 58 MB VGG16 is hashed once per process."""
-    st = path.stat()
-    return _sha_cached(str(path.resolve()), st.st_size, st.st_mtime)
-
-
-def load_vgg16_encoder(path: str | Path | None = None) -> VGG16Encoder:
-    """The relu4_1 encoder from a VGG16 state dict (torchvision key names ``features.N.*``).
-
-    Args:
-        path: explicit file; otherwise resolved by :func:`rtstyle.weights.resolve_weight` ("vgg16").
-
-    Returns:
-        The frozen encoder with ``.sha256`` set to the file's checksum.
-    """
-    file = resolve_weight("vgg16", explicit=path)
-    try:
-        sd = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt or not a torch file
-        raise ValueError(f"{file}: cannot read VGG16 weights ({type(e).__name__}: {e})") from None
-    if isinstance(sd, dict) and "state_dict" in sd:
-        sd = sd["state_dict"]
-    enc = VGG16Encoder()
-    own = enc.state_dict()
-    missing = [k for k in own if k not in sd]
-    if missing:
-        raise ValueError(f"{file}: not a VGG16 state dict with torchvision key names (missing {missing[:3]})")
-    enc.load_state_dict({k: sd[k] for k in own})
-    enc.act_scale = vgg16_act_scale(sd)
-    enc.sha256 = file_sha256(Path(file))
-    for p in enc.parameters():
-        p.requires_grad_(False)
-    log.info("VGG16 relu4_1 encoder from %s (sha256 %s..., activation scale %g)", file, enc.sha256[:12], enc.act_scale)
-    return enc.eval()
-
-
 def decoder_state(dec: AdaINDecoder) -> dict[str, torch.Tensor]:
     return {k: v.detach().float().contiguous().cpu() for k, v in dec.state_dict().items()}
 
@@ -172,31 +106,14 @@ def decoder_state(dec: AdaINDecoder) -> dict[str, torch.Tensor]:
 def save_decoder(dec: AdaINDecoder, spec: ModelSpec, path: str | Path, encoder_sha256: str,
                  dtype: torch.dtype = torch.float16) -> Path:
     """Write a decoder as safetensors (fp16 by default) with its spec and encoder checksum."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: v.to(dtype) for k, v in decoder_state(dec).items()}
     meta = {"format": FORMAT, "spec": spec.to_json(), "encoder_sha256": encoder_sha256, "base": str(dec.base)}
-    tmp = path.with_suffix(".tmp")
-    save_file(sd, str(tmp), metadata=meta)
-    tmp.replace(path)
-    return path
+    return write_safetensors(path, sd, meta)
 
 
 def load_decoder_file(path: str | Path) -> tuple[AdaINDecoder, dict[str, str]]:
     """A decoder written by :func:`save_decoder` and its metadata (``encoder_sha256``, ``spec``)."""
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"{path}: not an rtstyle AdaIN decoder (format {meta.get('format')!r})")
-            sd = {k: f.get_tensor(k).float() for k in f.keys()}
-    except SafetensorError as e:  # truncated or not a safetensors file: a user error, like a bad VGG16 file
-        raise ValueError(f"{path}: cannot read the AdaIN decoder ({e})") from None
+    sd, meta = read_safetensors(path, FORMAT, "AdaIN decoder")
     dec = AdaINDecoder(int(meta.get("base", 32)))
     dec.load_state_dict(sd)
     for p in dec.parameters():

@@ -24,7 +24,7 @@ from ._registry import register_model
 from ._spec import ModelSpec
 from .lst import LSTDecoder, LSTEncoder, cap_style_image, load_decoder, load_encoder, r31_spec
 
-__all__ = ["WCTNet", "colouring_matrix", "feature_covariance", "wct"]
+__all__ = ["WCTNet", "coloring_matrix", "feature_covariance", "wct"]
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +48,17 @@ def _sym_power(cov: torch.Tensor, power: float, eps: float) -> torch.Tensor:
     return (vec * val.clamp_min(eps).pow(power)) @ vec.t()
 
 
-def colouring_matrix(cov: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+def coloring_matrix(cov: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """The style's colouring matrix ``E D^(1/2) E^T`` (symmetric square root of its covariance)."""
     return _sym_power(cov, 0.5, eps)
 
 
-def wct(content: torch.Tensor, style_mean: torch.Tensor, colouring: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+def wct(content: torch.Tensor, style_mean: torch.Tensor, coloring: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Whiten ``(1, C, H, W)`` content features, then colour them with the style's matrix and mean."""
     mean, cov = feature_covariance(content)
     c, h, w = content.shape[1:]
     whitened = _sym_power(cov, -0.5, eps) @ (content[0].reshape(c, -1) - mean.view(c, 1))
-    return (colouring @ whitened).view(1, c, h, w) + style_mean
+    return (coloring @ whitened).view(1, c, h, w) + style_mean
 
 
 class WCTNet(nn.Module):
@@ -72,7 +72,7 @@ class WCTNet(nn.Module):
         max_style_side: style images are downscaled to at most this longer side before encoding.
 
     Shape:
-        ``forward(content, mean, colouring, alpha)``: ``(1, 3, H, W)`` RGB in [0, 1], H and W
+        ``forward(content, mean, coloring, alpha)``: ``(1, 3, H, W)`` RGB in [0, 1], H and W
         multiples of 4 -> ``(1, 3, H, W)`` in ~[0, 1].
     """
 
@@ -96,24 +96,24 @@ class WCTNet(nn.Module):
 
     @torch.no_grad()
     def encode_style(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Style image ``(1, 3, H, W)`` in [0, 1] -> ``(mean (1, C, 1, 1), colouring (C, C), alpha (1,))``."""
+        """Style image ``(1, 3, H, W)`` in [0, 1] -> ``(mean (1, C, 1, 1), coloring (C, C), alpha (1,))``."""
         style = cap_style_image(style, self.max_style_side)
         mean, cov = feature_covariance(self.encoder(style).double())
-        colour = colouring_matrix(cov, self.eps).float()
-        return mean.float(), colour, torch.tensor([self.alpha])
+        color = coloring_matrix(cov, self.eps).float()
+        return mean.float(), color, torch.tensor([self.alpha])
 
-    def features(self, content: torch.Tensor, mean: torch.Tensor, colouring: torch.Tensor,
+    def features(self, content: torch.Tensor, mean: torch.Tensor, coloring: torch.Tensor,
                  alpha: torch.Tensor) -> torch.Tensor:
         """Transformed relu3_1 features ``alpha * WCT(content) + (1 - alpha) * content``."""
         f = self.encoder(content)
         if f.shape[0] != 1:
             raise ValueError(f"wct.r31 takes one frame at a time, got a batch of {f.shape[0]}")
         a = alpha.reshape(1, 1, 1, 1)
-        return a * wct(f, mean, colouring, self.eps) + (1.0 - a) * f
+        return a * wct(f, mean, coloring, self.eps) + (1.0 - a) * f
 
-    def forward(self, content: torch.Tensor, mean: torch.Tensor, colouring: torch.Tensor,
+    def forward(self, content: torch.Tensor, mean: torch.Tensor, coloring: torch.Tensor,
                 alpha: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.features(content, mean, colouring, alpha))
+        return self.decoder(self.features(content, mean, coloring, alpha))
 
 
 _SPEC = r31_spec(

@@ -4,8 +4,10 @@
 * :mod:`.warp` - backward warping, forward-backward and photometric occlusion masks;
 * :mod:`.metrics` - warping error (Lai et al. 2018) and Gram style loss of a sequence;
 * :mod:`.stabilize` - :class:`FlowStabilizer`, a :class:`rtstyle.stylizer.TemporalFilter` for any
-  model, and :func:`make_temporal` (``--temporal`` strength + ``"file"``/``"live"`` preset);
+  model, confidence-gated, and :func:`make_temporal` (``--temporal`` strength + a preset:
+  ``"file"``, ``"file_light"``, ``"live"``);
 * :mod:`.scenecut` - scene-cut detection that resets the carried state;
+* :mod:`.presets` - mode presets (model + settings + stabiliser), e.g. ``"stable"``;
 * :mod:`.evaluate` - per-frame versus stabilised evaluation (``tools/eval_temporal.py``).
 
 OpenCV is imported on first use; :mod:`.evaluate` (which needs the Stylizer) on first access.
@@ -16,7 +18,14 @@ from .flow import FlowEstimator, estimate_flow, read_flo, write_flo
 from .metrics import pair_warping_errors, style_loss, warping_error
 from .scenecut import SceneCutDetector, frame_difference
 from .stabilize import PRESETS, FlowStabilizer, StabilizerConfig, make_temporal
-from .warp import backward_warp, fb_consistency_mask, inside_mask, photometric_mask
+from .warp import (
+    backward_warp,
+    fb_consistency_mask,
+    fb_residual,
+    inside_mask,
+    photometric_error,
+    photometric_mask,
+)
 
 __all__ = [
     "PRESETS",
@@ -28,10 +37,12 @@ __all__ = [
     "estimate_flow",
     "evaluate_temporal",
     "fb_consistency_mask",
+    "fb_residual",
     "frame_difference",
     "inside_mask",
     "make_temporal",
     "pair_warping_errors",
+    "photometric_error",
     "photometric_mask",
     "read_flo",
     "style_loss",

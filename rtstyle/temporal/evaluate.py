@@ -24,7 +24,7 @@ from .warp import fb_consistency_mask
 
 if TYPE_CHECKING:
     from ..stylizer import ModelLike, Stylizer, TemporalFilter
-    from ..training.vgg import VGG16Features
+    from ..nn.vgg import VGG16Features
 
 __all__ = ["FrameSource", "evaluate_temporal", "load_frames", "resize_flow"]
 
@@ -56,8 +56,7 @@ def load_frames(source: FrameSource, max_frames: int | None = None, max_size: tu
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
-            from ..io.images import read_image
-            from ..training.data import list_images
+            from ..io.images import list_images, read_image
 
             files = list_images(path)[start:]
             frames = [read_image(p) for p in files[: max_frames if max_frames is not None else None]]
@@ -268,10 +267,9 @@ def evaluate_temporal(
     if loss_img is not None:
         style_arr = _style_array(loss_img)
         if vgg is None:
-            from ..training.vgg import load_vgg16
-            from .metrics import STYLE_TAPS
+            from ..nn.vgg import STYLE_LAYERS, load_vgg16
 
-            vgg = load_vgg16(taps=STYLE_TAPS)
+            vgg = load_vgg16(taps=STYLE_LAYERS)
     idx = _subset(n, loss_frames)
     sty = _stats(t_sty)
     result: dict[str, Any] = {

@@ -18,14 +18,14 @@ from .flow import FlowEstimator
 from .warp import backward_warp, fb_consistency_mask, inside_mask
 
 if TYPE_CHECKING:
-    from ..training.vgg import VGG16Features
+    from ..nn.vgg import VGG16Features
 
 __all__ = ["STYLE_TAPS", "pair_warping_errors", "style_loss", "warping_error"]
 
 log = logging.getLogger(__name__)
 
-#: VGG16 layers of the style loss (Johnson et al.'s choice).
-STYLE_TAPS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+#: VGG16 layers of the style loss (Johnson et al.'s choice): :data:`rtstyle.nn.vgg.STYLE_LAYERS`.
+STYLE_TAPS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")  # == STYLE_LAYERS; no torch at import
 
 
 def _as_float01(img: np.ndarray) -> np.ndarray:
@@ -152,8 +152,8 @@ def style_loss(
     Args:
         frames: RGB frames ``(H, W, 3)``, uint8 or float in [0, 1].
         style_image: RGB style image.
-        vgg: a loaded :class:`~rtstyle.training.vgg.VGG16Features` returning :data:`STYLE_TAPS`;
-            default: :func:`~rtstyle.training.vgg.load_vgg16` (weights via ``$RTSTYLE_WEIGHTS``).
+        vgg: a loaded :class:`~rtstyle.nn.vgg.VGG16Features` returning :data:`STYLE_TAPS`;
+            default: :func:`~rtstyle.nn.vgg.load_vgg16` (weights via ``$RTSTYLE_WEIGHTS``).
         short_side: frames are resized to this short side first (the VGG pass dominates the cost
             of an evaluation; Gram matrices are size-normalised). ``None``: native size.
         style_short_side: the same for the style image.
@@ -163,8 +163,8 @@ def style_loss(
     """
     import torch
 
-    from ..training.losses import gram, gram_style_loss
-    from ..training.vgg import load_vgg16
+    from ..nn.losses import gram, gram_style_loss
+    from ..nn.vgg import load_vgg16
 
     if not frames:
         raise ValueError("no frames")

@@ -7,7 +7,11 @@ Per frame, with the previous input ``s_{t-1}`` and previous *output* ``o_{t-1}``
    the scene);
 3. find where that prediction can be trusted: a forward-backward flow check (``"file"``
    preset) or a photometric check of the warped previous input against the current input
-   (``"live"``: one flow instead of two), eroded and feathered so seams do not show;
+   (``"live"``: one flow instead of two); with ``gate`` (the ``"file"`` presets) this mask is
+   multiplied by a confidence map (:meth:`FlowStabilizer.confidence`: forward-backward residual,
+   brightness change, motion magnitude, and the disagreement of the warped previous output with
+   the current stylisation beyond what the flow's error explains), so texture is never dragged
+   across motion the flow got wrong; then eroded and feathered so seams do not show;
 4. blend: ``o_t = m * (s * warped + (1 - s) * y_t) + (1 - m) * y_t`` with the model's output
    ``y_t`` and strength ``s``;
 5. restore the texture energy the blend averaged away (:func:`restore_detail`), which would
@@ -31,7 +35,7 @@ import numpy as np
 
 from .flow import FlowEstimator
 from .scenecut import SceneCutDetector
-from .warp import backward_warp, fb_consistency_mask, photometric_mask
+from .warp import backward_warp, fb_residual, inside_mask, photometric_error
 
 __all__ = ["PRESETS", "FlowStabilizer", "StabilizerConfig", "make_temporal", "restore_detail", "smooth"]
 
@@ -66,6 +70,20 @@ class StabilizerConfig:
             keeps the style (see :data:`PRESETS`).
         texture_strength: blend weight of the texture band when ``carry_sigma > 0`` (``None``:
             the strength ``s``).
+        gate: confidence-gated carrying (see :meth:`FlowStabilizer.confidence`): the carried
+            frame's weight falls to 0 where the flow cannot be trusted or where the warped previous
+            output disagrees with the current stylisation by more than the flow's error explains.
+        gate_residual: forward-backward residual (pixels) at which the confidence reaches 0 (it
+            starts falling at half of it); needs ``check="fb"``.
+        gate_brightness: brightness change of the warped previous input against the current input
+            (mean absolute difference, [0, 1] units) at which the confidence reaches 0.
+        gate_motion: motion (pixels per frame, as a fraction of the frame's longer side) at which the
+            confidence reaches 0: motion blur and large displacements are where flow fails.
+        gate_disagreement: how many times the frame's typical disagreement (the model's own flicker,
+            median over trusted pixels) plus the misalignment the residual explains
+            (``|grad| * (residual + 0.5 px)``) the local disagreement may reach before the
+            confidence starts to fall; it is 0 at twice that. 0 disables this cue.
+        gate_sigma: Gaussian scale (pixels) of the local disagreement and gradient measures.
     """
 
     flow_method: str = "dis"
@@ -82,6 +100,12 @@ class StabilizerConfig:
     scene_cuts: bool = True
     carry_sigma: float = 0.0
     texture_strength: float | None = None
+    gate: bool = False
+    gate_residual: float = 1.5
+    gate_brightness: float = 0.1
+    gate_motion: float = 0.05
+    gate_disagreement: float = 4.0
+    gate_sigma: float = 2.0
 
 
 #: ``"file"``: quality (DIS medium on <= 640 px, forward-backward check, two-band blend: the strokes
@@ -90,27 +114,36 @@ class StabilizerConfig:
 #: hard mask, whole-frame blend with bicubic resampling).
 #:
 #: Why the two-band blend for files: blending whole frames averages two stroke patterns that do not
-#: line up (that mismatch *is* the flicker) and washes the strokes out. Measured with the shipped
-#: lite net (``johnson.starry_night_lite``, 640 px, strength 0.8; warping error / style loss vs
-#: per-frame): whole-frame blend -83% / +20% (bikes), -90% / +57% (synthetic), -80% / +41% (Sintel
-#: medium); two-band with bicubic -78% / +11%, -90% / +29%, -77% / +26%; with Lanczos (repeated
-#: resampling blurs less) -82% / +4%, -91% / -1%, -82% / +8%. The same in the live preset made
-#: things worse: its cheap flow is wrong often enough that carrying strokes along it raised the
-#: warping error (+5%), so live keeps the whole-frame blend.
-#: 320 rather than 256 px for the live flow: on Sintel (GT flow) it cut the warping error by 34%
-#: instead of 26% (easy) and 18% instead of 0% (medium) for ~1 ms more.
+#: line up (that mismatch *is* the flicker) and washes the strokes out; the two-band blend keeps
+#: the flicker reduction with far less style loss, and Lanczos (repeated resampling blurs less)
+#: keeps more of the style than bicubic. The same in the live preset made things worse: its cheap
+#: flow is wrong often enough that carrying strokes along it raised the warping error, so live keeps
+#: the whole-frame blend. 320 rather than 256 px for the live flow: a clearly lower warping error
+#: on Sintel for a negligible cost. (Figures with their setup: docs/benchmarks.md, "Figures behind
+#: design choices".)
+#:
+#: ``"file"`` is confidence-gated (``gate=True``): with a full-width net on fast motion the ungated
+#: carry dragged strokes across the motion (streaks); the gate's thresholds were chosen on the
+#: fastest clips so that the warping error stays <= 0.5x per-frame (docs/temporal.md).
+#: ``"file_light"``: for nets that are fairly stable by themselves (the lite nets): one flow (DIS
+#: fast, <= 320 px) with the photometric check instead of two DIS-medium flows, otherwise as
+#: ``"file"`` - a fraction of its cost (docs/temporal.md). Without detail restoration or with bicubic
+#: resampling the lite nets' style loss rose by ~20%.
 PRESETS: dict[str, StabilizerConfig] = {
     "file": StabilizerConfig(carry_sigma=2.0, texture_strength=0.99, interpolation="lanczos", detail_sigma=2.0,
-                             detail_max_gain=3.0),
+                             detail_max_gain=3.0, gate=True),
     "live": StabilizerConfig(flow_preset="ultrafast", flow_max_side=320, check="photometric", erode=0, feather=0.0),
+    "file_light": StabilizerConfig(flow_preset="fast", flow_max_side=320, check="photometric", carry_sigma=2.0,
+                                   texture_strength=0.99, interpolation="lanczos", detail_sigma=2.0,
+                                   detail_max_gain=3.0, gate=True),
 }
 
 
 def smooth(img: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian low-pass of scale ``sigma`` pixels; from ``sigma >= 3`` computed at a reduced
     resolution (area-downsampled by 2 or 4, blurred, linearly upsampled): the same smooth result
-    for these wide kernels at a fraction of the cost (the full-resolution blurs averaged 4.5 ms each
-    at 640x480 on the 2-core dev box; the live preset's blending went from 37 to 18-22 ms)."""
+    for these wide kernels at a fraction of the cost (it halved the live preset's blending time;
+    figures: docs/benchmarks.md, "Figures behind design choices")."""
     import cv2
 
     if sigma < 3:
@@ -128,7 +161,7 @@ def restore_detail(reference: np.ndarray, blended: np.ndarray, sigma: float, max
 
     Blending the warped previous output with a new stylisation averages two textures that do not
     line up exactly (the flicker being removed *is* that mismatch), which washes the strokes out:
-    at strength 0.8 the style loss rose by ~25% on real clips. Here each image is split into
+    at strength 0.8 the style loss rose markedly on real clips (docs/benchmarks.md). Here each image is split into
     structure (Gaussian low-pass, ``sigma``) and texture (the rest); the texture of ``blended`` is
     scaled per pixel by ``sqrt(E_ref / E_blend)`` (local texture energies, Gaussian window
     ``2 * sigma``, clamped to ``[1, max_gain]``). Where the two inputs agreed (static, consistent
@@ -202,6 +235,8 @@ class FlowStabilizer:
         timings: seconds spent in the last :meth:`process` call, by step (``flow``, ``warp``,
             ``mask``, ``blend``, ``total``).
         resets: how many times the state was dropped (cuts, size changes, :meth:`reset`).
+        carried: mean weight of the carried-frame mask in the last :meth:`process` call (0: the
+            frame was the model's output; 1: carried everywhere the strength allows).
     """
 
     def __init__(self, strength: float = 0.8, config: StabilizerConfig | str = "file") -> None:
@@ -233,6 +268,7 @@ class FlowStabilizer:
         self._generation = 0
         self._lock = threading.Lock()
         self.resets = 0
+        self.carried = 0.0
         self.timings: dict[str, float] = {}
 
     def reset(self) -> None:
@@ -259,21 +295,104 @@ class FlowStabilizer:
         return (y - mean) * (s / std) + m, m, s
 
     def _mask(self, source: np.ndarray, prev_source: np.ndarray, flow_bw: np.ndarray,
-              flow_fw: np.ndarray | None) -> np.ndarray:
+              flow_fw: np.ndarray | None, warped: np.ndarray, y: np.ndarray) -> np.ndarray:
         import cv2
 
         cfg = self.config
+        r2: np.ndarray | None = None
+        photo: np.ndarray | None = None
+        inside = inside_mask(flow_bw)
         if flow_fw is not None:
-            ok = fb_consistency_mask(flow_bw, flow_fw)
+            r2, scale2 = fb_residual(flow_bw, flow_fw)
+            # the forward-backward check of :func:`fb_consistency_mask` (alpha 0.01, beta 0.5)
+            ok = (r2 < 0.01 * scale2 + 0.5) & inside
         else:
-            ok = photometric_mask(source, prev_source, flow_bw, threshold=cfg.photometric_threshold)
+            photo = photometric_error(source, prev_source, flow_bw)
+            ok = (photo < cfg.photometric_threshold) & inside
         m = ok.astype(np.float32)
+        if cfg.gate:
+            m *= self.confidence(source, prev_source, flow_bw, warped, y, r2=r2, photo=photo)
         if cfg.erode > 0:
             k = 2 * cfg.erode + 1
             m = cv2.erode(m, np.ones((k, k), np.uint8))
         if cfg.feather > 0:
             m = cv2.GaussianBlur(m, (0, 0), cfg.feather)
         return m
+
+    def confidence(
+        self,
+        source: np.ndarray,
+        prev_source: np.ndarray,
+        flow_bw: np.ndarray,
+        warped: np.ndarray,
+        y: np.ndarray,
+        *,
+        r2: np.ndarray | None = None,
+        photo: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """How far the warped previous output may be trusted at each pixel, in [0, 1].
+
+        The product of four cues, each a ramp from 1 (at half its threshold) to 0 (at it):
+
+        * the forward-backward residual of the flow (``gate_residual`` pixels; given as ``r2``);
+        * the brightness change between the warped previous input and the current input
+          (``gate_brightness``), which no motion explains (lighting, blur, wrong flow);
+        * the motion magnitude (``gate_motion`` of the longer side): fast motion blurs the frames
+          and breaks the flow;
+        * the disagreement of the warped previous output with the current stylisation ``y``
+          beyond what the flow's error allows: the model's own flicker (the frame's median
+          disagreement over pixels the other cues trust) plus ``|grad warped| * (r + 0.5)``,
+          the change a misalignment by the residual ``r`` produces. Texture dragged across motion
+          or accumulated by the recursion disagrees far more than that and is dropped.
+
+        Args:
+            source: current input, uint8 ``(H, W, 3)``.
+            prev_source: previous input, same shape.
+            flow_bw: flow from ``source`` to ``prev_source``.
+            warped: the previous output warped by ``flow_bw``, float32 in [0, 255].
+            y: the model's output for ``source``, float32 in [0, 255].
+            r2: squared forward-backward residual (:func:`~rtstyle.temporal.warp.fb_residual`);
+                ``None``: that cue is skipped.
+            photo: :func:`~rtstyle.temporal.warp.photometric_error` if already computed.
+
+        Returns:
+            float32 ``(H, W)``.
+        """
+        import cv2
+
+        cfg = self.config
+        h, w = source.shape[:2]
+
+        def ramp(x: np.ndarray, limit: float) -> np.ndarray:
+            # 1 up to limit / 2, then linearly down to 0 at limit (in place on x)
+            x *= -2.0 / limit
+            x += 2.0
+            return np.clip(x, 0.0, 1.0, out=x)
+
+        if photo is None:
+            photo = photometric_error(source, prev_source, flow_bw)
+        c = ramp(photo.copy(), cfg.gate_brightness)
+        u, v = flow_bw[..., 0], flow_bw[..., 1]
+        c *= ramp(cv2.sqrt(u * u + v * v), cfg.gate_motion * max(h, w))
+        r = None
+        if r2 is not None:
+            r = cv2.sqrt(r2)
+            c *= ramp(r.copy(), cfg.gate_residual)
+        if cfg.gate_disagreement > 0:
+            third = np.full((1, 3), 1.0 / 3.0, np.float32)
+            d = smooth(cv2.transform(cv2.absdiff(warped, y), third), cfg.gate_sigma)
+            grey = cv2.transform(warped, third)
+            gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+            gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+            grad = smooth(cv2.sqrt(gx * gx + gy * gy), cfg.gate_sigma)
+            trusted = d[::4, ::4][c[::4, ::4] > 0.5]
+            flicker = float(np.median(trusted)) if trusted.size else float(np.median(d))
+            allowed = grad * ((r if r is not None else 0.0) + 0.5)
+            allowed += max(flicker, 1.0)
+            allowed *= cfg.gate_disagreement
+            d /= allowed
+            c *= ramp(d, 2.0)
+        return c
 
     def process(self, source: np.ndarray, stylized: np.ndarray) -> np.ndarray:
         """Stabilise one frame.
@@ -304,13 +423,15 @@ class FlowStabilizer:
         t1 = t2 = t3 = time.perf_counter()
         if state is None:
             out = y
+            self.carried = 0.0
         else:
             flow_bw = self._flow(source, state.source)  # current -> previous
             flow_fw = self._flow(state.source, source) if self.config.check == "fb" else None
             t1 = time.perf_counter()
             warped = backward_warp(state.output, flow_bw, interpolation=self.config.interpolation)
             t2 = time.perf_counter()
-            m = self._mask(source, state.source, flow_bw, flow_fw)
+            m = self._mask(source, state.source, flow_bw, flow_fw, warped, y)
+            self.carried = float(m.mean())
             t3 = time.perf_counter()
             out = _blend(y, warped, m, self.strength, self.config)
             if self.config.detail_sigma > 0:

@@ -11,7 +11,15 @@ import logging
 
 import numpy as np
 
-__all__ = ["backward_warp", "fb_consistency_mask", "inside_mask", "photometric_mask", "sample_grid"]
+__all__ = [
+    "backward_warp",
+    "fb_consistency_mask",
+    "fb_residual",
+    "inside_mask",
+    "photometric_error",
+    "photometric_mask",
+    "sample_grid",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,31 @@ def inside_mask(flow: np.ndarray) -> np.ndarray:
     return (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
 
 
+def fb_residual(flow_fw: np.ndarray, flow_bw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward-backward residual: how far following ``flow_fw`` then ``flow_bw`` lands from the start.
+
+    ``r(x) = |f_fw(x) + f_bw(x + f_fw(x))|`` in pixels: ~0 where both flows agree, large at occlusions
+    and wherever the estimator is wrong (the flow's own error estimate).
+
+    Args:
+        flow_fw: flow from ``a`` to ``b``.
+        flow_bw: flow from ``b`` to ``a``.
+
+    Returns:
+        ``(r2, scale2)``: float32 ``(H, W)`` maps on ``a``'s grid, the squared residual and
+        ``|f_fw(x)|^2 + |f_bw(x + f_fw(x))|^2`` (the squared motion the tolerance grows with).
+    """
+    _check_flow(flow_fw)
+    _check_flow(flow_bw, flow_fw.shape)
+    fw = flow_fw.astype(np.float32, copy=False)
+    bwt = backward_warp(flow_bw.astype(np.float32, copy=False), fw)
+    # Channel-explicit squares: numpy reductions over a length-2 last axis are slow.
+    u, v = fw[..., 0], fw[..., 1]
+    bu, bv = bwt[..., 0], bwt[..., 1]
+    r2 = (u + bu) ** 2 + (v + bv) ** 2
+    return r2, u * u + v * v + bu * bu + bv * bv
+
+
 def fb_consistency_mask(
     flow_fw: np.ndarray, flow_bw: np.ndarray, *, alpha: float = 0.01, beta: float = 0.5
 ) -> np.ndarray:
@@ -84,16 +117,35 @@ def fb_consistency_mask(
     Returns:
         bool ``(H, W)`` on ``a``'s grid, ``True`` = reliable.
     """
-    _check_flow(flow_fw)
-    _check_flow(flow_bw, flow_fw.shape)
-    fw = flow_fw.astype(np.float32, copy=False)
-    bwt = backward_warp(flow_bw.astype(np.float32, copy=False), fw)
-    # Channel-explicit squares: numpy reductions over a length-2 last axis are slow.
-    u, v = fw[..., 0], fw[..., 1]
-    bu, bv = bwt[..., 0], bwt[..., 1]
-    lhs = (u + bu) ** 2 + (v + bv) ** 2
-    rhs = alpha * (u * u + v * v + bu * bu + bv * bv) + beta
-    return (lhs < rhs) & inside_mask(fw)
+    r2, scale2 = fb_residual(flow_fw, flow_bw)
+    return (r2 < alpha * scale2 + beta) & inside_mask(flow_fw)
+
+
+def photometric_error(a: np.ndarray, b: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Mean absolute channel difference between ``a`` and ``b`` warped onto it by ``flow``.
+
+    Args:
+        a: target frame (uint8 or float in [0, 1]), ``(H, W)`` or ``(H, W, 3)``.
+        b: source frame, same shape.
+        flow: flow from ``a`` to ``b``.
+
+    Returns:
+        float32 ``(H, W)`` in [0, 1] units (brightness change the flow does not explain).
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"frames differ in shape: {a.shape} vs {b.shape}")
+    import cv2
+
+    if a.dtype == np.uint8:
+        diff = cv2.absdiff(backward_warp(b, flow), a)
+        scale = 1.0 / 255.0
+    else:
+        diff = cv2.absdiff(backward_warp(b.astype(np.float32), flow), a.astype(np.float32))
+        scale = 1.0
+    if diff.ndim == 3:
+        w = np.full((1, diff.shape[2]), scale / diff.shape[2], np.float32)
+        return cv2.transform(diff.astype(np.float32), w).reshape(a.shape[:2])
+    return diff.astype(np.float32) * np.float32(scale)
 
 
 def photometric_mask(a: np.ndarray, b: np.ndarray, flow: np.ndarray, *, threshold: float = 0.08) -> np.ndarray:
@@ -111,16 +163,4 @@ def photometric_mask(a: np.ndarray, b: np.ndarray, flow: np.ndarray, *, threshol
     Returns:
         bool ``(H, W)``, ``True`` = reliable.
     """
-    if a.shape != b.shape:
-        raise ValueError(f"frames differ in shape: {a.shape} vs {b.shape}")
-    import cv2
-
-    if a.dtype == np.uint8:
-        diff = cv2.absdiff(backward_warp(b, flow), a)
-        scale = 1.0 / 255.0
-    else:
-        diff = cv2.absdiff(backward_warp(b.astype(np.float32), flow), a.astype(np.float32))
-        scale = 1.0
-    if diff.ndim == 3:
-        diff = cv2.transform(diff.astype(np.float32), np.full((1, diff.shape[2]), 1.0 / diff.shape[2], np.float32))
-    return (diff.reshape(a.shape[:2]) * scale < threshold) & inside_mask(flow)
+    return (photometric_error(a, b, flow) < threshold) & inside_mask(flow)

@@ -17,6 +17,9 @@ from typing import Any, Callable, Mapping, Protocol
 import numpy as np
 import torch
 
+from ..image import to_image
+from ..image import to_tensor as image_to_tensor
+
 __all__ = [
     "Amp",
     "Checkpointer",
@@ -167,8 +170,8 @@ def write_train_report(path: str | Path, *, family: str, amp: Amp, timer: StepTi
 
 
 def to_tensor(img: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """RGB uint8 ``(H, W, 3)`` -> ``(1, 3, H, W)`` float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float().div(255.0).to(device)
+    """RGB uint8 ``(H, W, 3)`` -> ``(1, 3, H, W)`` float in [0, 1] on ``device`` (:func:`rtstyle.image.to_tensor`)."""
+    return image_to_tensor(img, device=device)
 
 
 def save_preview_row(path: Path, images: list[torch.Tensor], height: int = 256) -> None:
@@ -177,7 +180,7 @@ def save_preview_row(path: Path, images: list[torch.Tensor], height: int = 256) 
 
     row = []
     for t in images:
-        a = (t[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+        a = to_image(t[:1])
         h, w = a.shape[:2]
         row.append(cv2.resize(a, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA))
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(row, axis=1), cv2.COLOR_RGB2BGR))

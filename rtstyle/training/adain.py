@@ -27,11 +27,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..image import read_image
 from ..models.adain import adain, channel_stats
 from ..models.vgg_adain import AdaINDecoder, EncoderMismatchError, load_vgg16_encoder, save_decoder, vgg16_adain_spec
 from ._loop import (Checkpointer, StepTimer, command_line, loss_postfix, optimise, pick_device, resolve_amp, run_steps,
                     save_preview_row, to_tensor, write_train_report)
-from .data import ImageFolder, load_rgb
+from ._fields import (amp_field, checkpoint_every_field, device_field, preview_every_field, report_field,
+                      seed_field, vgg_field)
+from .data import ImageFolder
 
 __all__ = ["AdaINTrainConfig", "train_adain"]
 
@@ -42,29 +45,38 @@ log = logging.getLogger(__name__)
 class AdaINTrainConfig:
     """Settings of ``rtstyle train adain``; every field is a CLI flag."""
 
-    content: str
-    styles: str
-    out: str
-    name: str = "adain.vgg16"
-    vgg: str | None = None
-    exclude: tuple[str, ...] = ()
-    steps: int = 8000
-    batch: int = 4
-    size: int = 128
-    base: int = 32
-    lr: float = 2e-4
-    lr_decay: float = 5e-5
-    style_weight: float = 10.0
-    content_weight: float = 1.0
-    identity_weight: float = 0.0
-    checkpoint_every: int = 200
-    preview_every: int = 500
-    preview_content: str | None = None
-    preview_style: str | None = None
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"  # auto | fp32 | bf16 | fp16, see resolve_amp
-    report: str | None = None  # JSON run report (steps, wall_s, step_s_median, amp)
+    content: str = field(metadata={"help": "folder of content photos", "must_exist": "dir", "what": "content folder"})
+    styles: str = field(metadata={
+        "help": "folder of style images (searched recursively)", "must_exist": "dir", "what": "style folder"})
+    out: str = field(metadata={"help": "run folder (checkpoint, previews, final .safetensors); rerun to resume"})
+    name: str = field(default="adain.vgg16", metadata={"help": "registry name"})
+    vgg: str | None = vgg_field("VGG16 encoder weights")
+    exclude: tuple[str, ...] = field(default=(), metadata={
+        "help": "style image (file name or stem) to hold out for evaluation; repeat",
+        "action": "append", "metavar": "STEM"})
+    steps: int = field(default=8000, metadata={"help": "training steps"})
+    batch: int = field(default=4, metadata={"help": "content/style pairs per step"})
+    size: int = field(default=128, metadata={"help": "training crop size (images decoded at 2x)"})
+    base: int = field(default=32, metadata={"help": "decoder base width (64 = the paper's decoder)"})
+    lr: float = field(default=2e-4, metadata={"help": "Adam learning rate"})
+    lr_decay: float = field(default=5e-5, metadata={
+        "help": "inverse-time decay, the paper's: the rate at step t is lr / (1 + lr_decay * t)"})
+    style_weight: float = field(default=10.0, metadata={
+        "help": "mean/std style loss weight (relu1_1, relu2_1, relu3_1, relu4_1)"})
+    content_weight: float = field(default=1.0, metadata={
+        "help": "content loss weight (relu4_1, against the AdaIN target)"})
+    identity_weight: float = field(default=0.0, metadata={
+        "help": "pixel identity loss |dec(enc(c)) - c|^2 (SANet-style); speeds up learning to invert the encoder"})
+    checkpoint_every: int = checkpoint_every_field(200)
+    preview_every: int = preview_every_field(500)
+    preview_content: str | None = field(default=None, metadata={
+        "help": "content image of the previews (default: the first content photo)"})
+    preview_style: str | None = field(default=None, metadata={
+        "help": "style image of the previews (default: the first style image)"})
+    seed: int = seed_field()
+    device: str = device_field()
+    amp: str = amp_field()
+    report: str | None = report_field()
     licence: str = "Apache-2.0 (decoder, trained by the rtstyle project)"
     command: str = field(default_factory=command_line)
 
@@ -107,7 +119,7 @@ def train_adain(cfg: AdaINTrainConfig, progress: bool = True) -> Path:
         styles.rng = np.random.default_rng(cfg.seed + 1 + step)
 
     def fixed(path: str | None, folder: ImageFolder) -> torch.Tensor:
-        img = load_rgb(path, max_side=256) if path else folder.images[0]
+        img = read_image(path, max_side=256) if path else folder.images[0]
         h, w = img.shape[0] // 8 * 8, img.shape[1] // 8 * 8
         return to_tensor(img[:h, :w], dev)
 

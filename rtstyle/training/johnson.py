@@ -9,13 +9,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..image import read_image, to_image
+from ..image import to_tensor as image_to_tensor
 from ..models._spec import ModelSpec
 from ..models.johnson import TransformerNet, save_rtstyle_weights
+from ..nn.losses import content_loss, gram, gram_style_loss, tv_loss
+from ..nn.vgg import load_vgg16
 from ._loop import (Checkpointer, StepTimer, command_line, optimise, pick_device, resolve_amp, run_steps, to_tensor,
                     write_train_report)
-from .data import ImageFolder, load_rgb
-from .losses import content_loss, gram, gram_style_loss, tv_loss
-from .vgg import load_vgg16
+from ._fields import (amp_field, checkpoint_every_field, device_field, preview_every_field, preview_field,
+                      report_field, seed_field, vgg_field)
+from .data import ImageFolder
+from .temporal import TemporalReg, compound_temporal_loss
 
 __all__ = ["JohnsonTrainConfig", "train_johnson"]
 
@@ -26,28 +31,38 @@ log = logging.getLogger(__name__)
 class JohnsonTrainConfig:
     """Settings of ``rtstyle train johnson``; every field is a CLI flag."""
 
-    style: str
-    data: str
-    out: str
-    name: str | None = None
-    vgg: str | None = None
-    steps: int = 2000
-    batch: int = 4
-    size: int = 256
-    style_size: int = 384
-    width: int = 32
-    n_res: int = 5
-    lr: float = 1e-3
-    content_weight: float = 1e5
-    style_weight: float = 1e10
-    tv_weight: float = 0.0
-    checkpoint_every: int = 100
-    preview_every: int = 200
-    preview: str | None = None
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"  # auto | fp32 | bf16 | fp16, see resolve_amp
-    report: str | None = None  # JSON run report (steps, wall_s, step_s_median, amp)
+    style: str = field(metadata={"help": "style image to train on", "must_exist": "file", "what": "style image"})
+    data: str = field(metadata={"help": "folder of content photos", "must_exist": "dir", "what": "data folder"})
+    out: str = field(metadata={"help": "run folder (checkpoint, previews, final .safetensors); rerun to resume"})
+    name: str | None = field(default=None, metadata={"help": "registry name, default johnson.<style stem>"})
+    vgg: str | None = vgg_field()
+    steps: int = field(default=2000, metadata={"help": "training steps"})
+    batch: int = field(default=4, metadata={"help": "content crops per step"})
+    size: int = field(default=256, metadata={"help": "training crop size"})
+    style_size: int = field(default=384, metadata={"help": "longer side of the style image"})
+    width: int = field(default=32, metadata={"help": "base channels (32 = paper; 8 = lite real-time)"})
+    n_res: int = field(default=5, metadata={"help": "residual blocks"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    content_weight: float = field(default=1e5, metadata={"help": "content loss weight (relu2_2)"})
+    style_weight: float = field(default=1e10, metadata={"help": "Gram style loss weight"})
+    tv_weight: float = field(default=0.0, metadata={"help": "total-variation loss weight"})
+    temporal_weight: float = field(default=0.0, metadata={"help": "weight of the compound temporal regulariser "
+                                   "(Wang et al. 2020): N(W(x)+noise) = W(N(x)) for small random affine warps W; 0 = off"})
+    temporal_shift: float = field(default=4.0, metadata={"help": "temporal regulariser: largest shift, pixels"})
+    temporal_rotate: float = field(default=1.0, metadata={"help": "temporal regulariser: largest rotation, degrees"})
+    temporal_zoom: float = field(default=0.02, metadata={"help": "temporal regulariser: largest relative zoom"})
+    temporal_noise: float = field(default=0.01, metadata={"help": "temporal regulariser: std of the Gaussian noise "
+                                  "added to the warped input (pixels in [0, 1])"})
+    init_from: str | None = field(default=None, metadata={"help": "start from a trained Johnson net of the same "
+                                  "--width/--n-res (registry name such as johnson.wave_lite, or a weights file); "
+                                  "a checkpoint in --out still wins"})
+    checkpoint_every: int = checkpoint_every_field(100)
+    preview_every: int = preview_every_field(200)
+    preview: str | None = preview_field()
+    seed: int = seed_field()
+    device: str = device_field()
+    amp: str = amp_field()
+    report: str | None = report_field()
     licence: str = "CC0-1.0 (weights); style image public domain"
     command: str = field(default_factory=command_line)
 
@@ -58,6 +73,8 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
     A checkpoint ``<out>/checkpoint.pt`` is written every ``checkpoint_every`` steps and on
     Ctrl-C; running the same command again resumes from it. A preview of the net on
     ``cfg.preview`` (or the first training image) is written every ``preview_every`` steps.
+    ``temporal_weight > 0`` adds the compound temporal regulariser (:mod:`.temporal`); ``init_from``
+    starts from a trained net's weights (fine-tuning) unless a checkpoint resumes the run.
 
     Returns:
         Path of the trained safetensors file.
@@ -71,7 +88,7 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
 
     vgg = load_vgg16(cfg.vgg).to(dev)
     data = ImageFolder(cfg.data, cfg.size, seed=cfg.seed)
-    style_img = to_tensor(load_rgb(cfg.style, max_side=cfg.style_size), dev)
+    style_img = to_tensor(read_image(cfg.style, max_side=cfg.style_size), dev)
     amp = resolve_amp(cfg.amp, dev, channels_last=True)  # measured faster for this net (tools/bench_amp.py)
     log.info("mixed precision: %s, channels-last %s (%s)", amp.mode, amp.channels_last, amp.reason)
     vgg = amp.module(vgg)
@@ -81,23 +98,27 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
         style_grams = {k: gram(v) for k, v in style_feats.items()}  # Gram in fp32, as the loss takes it
 
     net = amp.module(TransformerNet(cfg.width, cfg.n_res).to(dev))
+    if cfg.init_from:
+        _init_from(net, cfg.init_from, cfg.width, cfg.n_res)
+    treg = TemporalReg(cfg.temporal_shift, cfg.temporal_rotate, cfg.temporal_zoom, cfg.temporal_noise)
+    tgen = torch.Generator().manual_seed(cfg.seed + 1)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     step = ck.resume({"model": net, "optim": opt}, dev)
     if step:
         data.rng = np.random.default_rng(cfg.seed + step)
 
-    preview_src = load_rgb(cfg.preview, max_side=512) if cfg.preview else data.images[0]
-    preview_t = torch.from_numpy(preview_src[: preview_src.shape[0] // 4 * 4, : preview_src.shape[1] // 4 * 4].copy())
-    preview_t = preview_t.permute(2, 0, 1)[None].float().to(dev)
+    preview_src = read_image(cfg.preview, max_side=512) if cfg.preview else data.images[0]
+    preview_t = image_to_tensor(preview_src[: preview_src.shape[0] // 4 * 4, : preview_src.shape[1] // 4 * 4],
+                                max_value=255.0, device=dev)
 
     def save_preview(step: int) -> None:
         import cv2
 
         net.eval()
         with torch.no_grad():
-            y = net(preview_t).clamp(0, 255)[0].permute(1, 2, 0).byte().cpu().numpy()
+            y = to_image(net(preview_t), max_value=255.0)
         net.train()
-        both = np.concatenate([preview_t[0].permute(1, 2, 0).byte().cpu().numpy(), y], axis=1)
+        both = np.concatenate([to_image(preview_t, max_value=255.0), y], axis=1)
         cv2.imwrite(str(out / f"preview_{step:06d}.jpg"), cv2.cvtColor(both, cv2.COLOR_RGB2BGR))
 
     def train_step(step: int) -> dict[str, float] | None:
@@ -110,10 +131,20 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
         lc = cfg.content_weight * content_loss(fy["relu2_2"], fx["relu2_2"])
         ls = cfg.style_weight * gram_style_loss(fy, style_grams)
         lt = cfg.tv_weight * tv_loss(y.float() * 255.0)
-        if not optimise(opt, lc + ls + lt, amp):
+        total = lc + ls + lt
+        losses: dict[str, float] = {}
+        if cfg.temporal_weight > 0:
+            def net01(z: torch.Tensor) -> torch.Tensor:
+                with amp.autocast():
+                    return net(amp.batch(z) * 255.0) / 255.0
+
+            ltmp = cfg.temporal_weight * compound_temporal_loss(net01, x.float(), y, treg, tgen)
+            total = total + ltmp
+            losses["temporal"] = ltmp.item()
+        if not optimise(opt, total, amp):
             log.warning("non-finite loss at step %d: skipped", step)
             return None
-        return {"content": lc.item(), "style": ls.item(), "tv": lt.item()}
+        return {"content": lc.item(), "style": ls.item(), "tv": lt.item(), **losses}
 
     net.train()
     t0 = time.perf_counter()
@@ -141,7 +172,14 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
             "batch": cfg.batch,
             "size": cfg.size,
             "style_size": cfg.style_size,
-            "weights": {"content": cfg.content_weight, "style": cfg.style_weight, "tv": cfg.tv_weight},
+            "weights": {"content": cfg.content_weight, "style": cfg.style_weight, "tv": cfg.tv_weight,
+                        "temporal": cfg.temporal_weight},
+            "temporal_regulariser": ({"method": "compound (Wang et al. 2020): N(W(x)+noise) = W(N(x))",
+                                      "weight": cfg.temporal_weight, "shift_px": cfg.temporal_shift,
+                                      "rotate_deg": cfg.temporal_rotate, "zoom": cfg.temporal_zoom,
+                                      "noise_std": cfg.temporal_noise, "mask_margin_px": treg.margin}
+                                     if cfg.temporal_weight > 0 else None),
+            "initialised_from": cfg.init_from,
             "train_seconds_this_run": round(time.perf_counter() - t0, 1),
         },
     )
@@ -149,3 +187,24 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
     ck.save_history()
     log.info("wrote %s", path)
     return path
+
+
+def _init_from(net: torch.nn.Module, source: str, width: int, n_res: int) -> None:
+    """``init_from``: copy a trained Johnson net's weights (registry name or file) into ``net``.
+
+    Raises:
+        ValueError: the source is not a TransformerNet of this ``width`` and ``n_res``.
+    """
+    from ..models import create_model
+
+    src = create_model(source)
+    if not isinstance(src, TransformerNet):
+        raise ValueError(f"--init-from {source}: not a Johnson TransformerNet ({type(src).__name__})")
+    arch = src.spec.extra.get("architecture", {}) if getattr(src, "spec", None) else {}
+    sd = {k: v for k, v in src.state_dict().items()}
+    try:
+        net.load_state_dict(sd)
+    except RuntimeError as e:
+        raise ValueError(f"--init-from {source} (architecture {arch or 'unknown'}) does not match "
+                         f"--width {width} --n-res {n_res}: {str(e).splitlines()[0]}") from None
+    log.info("starting from the weights of %s", source)

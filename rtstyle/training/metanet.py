@@ -4,7 +4,7 @@ Per step: a batch of content crops; the style (an image of the style folder, les
 once per round in a shuffled order, as a random crop of at least ``style_crop`` of each side, resized
 so its longer side is ``style_size``) changes every ``style_every`` steps, as in the paper. The
 style's VGG16 mean/std features go through the meta network, the generated transform net stylises the
-batch (differentiably, :meth:`~rtstyle.models.metanet.MetaNet.stylise`), and the loss is the VGG16
+batch (differentiably, :meth:`~rtstyle.models.metanet.MetaNet.stylize`), and the loss is the VGG16
 perceptual loss: content at relu2_2, Gram style loss at relu1_2, relu2_2, relu3_3, relu4_3 against
 that style crop, optional total variation. Adam (AdamW: decay on the heads only, see below);
 resumable checkpoints (``<out>/checkpoint.pt``; rerun the command to resume).
@@ -46,13 +46,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..image import images_under, read_image
 from ..models.metanet import MetaNet, MetaNetArch, metanet_spec, resize_long, save_metanet, style_features
+from ..nn.losses import content_loss, gram, tv_loss
+from ..nn.vgg import load_vgg16
 from ..weights import resolve_weight
 from ._loop import (Checkpointer, StepTimer, command_line, pick_device, resolve_amp, run_steps, save_preview_row,
                     to_tensor, write_train_report)
-from .data import ImageFolder, list_images, load_rgb
-from .losses import content_loss, gram, tv_loss
-from .vgg import load_vgg16
+from ._fields import (amp_field, checkpoint_every_field, device_field, preview_every_field, preview_field,
+                      report_field, seed_field, vgg_field)
+from .data import ImageFolder
 
 __all__ = ["MetaNetTrainConfig", "flat_mask", "rotate_hue", "train_metanet"]
 
@@ -63,40 +66,61 @@ log = logging.getLogger(__name__)
 class MetaNetTrainConfig:
     """Settings of ``rtstyle train metanet``; every field is a CLI flag."""
 
-    content: str
-    styles: str
-    out: str
-    name: str = "metanet.lite"
-    vgg: str | None = None
-    exclude: tuple[str, ...] = ()
-    steps: int = 20000
-    batch: int = 4
-    size: int = 256
-    style_size: int = 192  # 256 (the paper) made the VGG16 style pass ~1.7x longer: the switch-latency budget
-    style_every: int = 20
-    style_crop: float = 0.6
-    width: int = 8
-    n_res: int = 5
-    hidden: int = 64
-    rank: int = 0  # 0: full heads
-    lr: float = 1e-3
-    content_weight: float = 1e5
-    style_weight: float = 1e10
-    tv_weight: float = 0.0
-    head_decay: float = 0.1
-    init_from: str | None = None  # warm start: a trained Johnson net of the same width/depth, or a meta network
-    init_style_gain: float = 0.1
-    style_norms: bool = False  # also generate the instance norms' affines and a colour transform
-    style_hue: float = 0.0  # probability that a style crop's hue is rotated (a random angle)
-    flat_std: float = 0.02
-    weight_norm_bound: float = 10.0
-    checkpoint_every: int = 200
-    preview_every: int = 500
-    preview: str | None = None
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"  # auto | fp32 | bf16 | fp16, see resolve_amp
-    report: str | None = None  # JSON run report (steps, wall_s, step_s_median, amp)
+    content: str = field(metadata={"help": "folder of content photos", "must_exist": "dir", "what": "content folder"})
+    styles: str = field(metadata={
+        "help": "folder of style images (searched recursively)", "must_exist": "dir", "what": "style folder"})
+    out: str = field(metadata={
+        "help": "run folder (checkpoint, previews, report, final .safetensors); rerun to resume"})
+    name: str = field(default="metanet.lite", metadata={"help": "registry name"})
+    vgg: str | None = vgg_field()
+    exclude: tuple[str, ...] = field(default=(), metadata={
+        "help": "style image (file name or stem) to hold out for evaluation (shown in previews); repeat",
+        "action": "append", "metavar": "STEM"})
+    steps: int = field(default=20000, metadata={"help": "training steps"})
+    batch: int = field(default=4, metadata={"help": "content crops per step"})
+    size: int = field(default=256, metadata={"help": "content crop size"})
+    style_size: int = field(default=192, metadata={
+        "help": "longer side of the style image (also at run time; 192 keeps the style change fast)"})
+    style_every: int = field(default=20, metadata={"help": "steps between style changes (the paper: 20)"})
+    style_crop: float = field(default=0.6, metadata={
+        "help": "random style crops keep at least this fraction of each side (1 = whole image)"})
+    width: int = field(default=8, metadata={
+        "help": "base width of the generated Johnson net (8 = lite, real time on CPU)"})
+    n_res: int = field(default=5, metadata={"help": "residual blocks of the generated net"})
+    hidden: int = field(default=64, metadata={"help": "meta-network features per generated layer (128 = the paper)"})
+    rank: int = field(default=0, metadata={
+        "help": "low-rank heads of this rank (0 = full heads; e.g. 16 for --width 16)"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    content_weight: float = field(default=1e5, metadata={"help": "content loss weight (relu2_2)"})
+    style_weight: float = field(default=1e10, metadata={"help": "Gram style loss weight"})
+    tv_weight: float = field(default=0.0, metadata={"help": "total-variation loss weight"})
+    head_decay: float = field(default=0.1, metadata={
+        "help": "decoupled weight decay on the generator heads (holds the raw generated-weight norm down)"})
+    init_from: str | None = field(default=None, metadata={
+        "help": "warm start (fresh runs only): every generated net starts as this trained Johnson net of the same "
+                "--width/--n-res (registry name, e.g. johnson.wave_lite, or a checkpoint file), or the run starts as "
+                "this trained meta network (e.g. metanet.lite, or metanet:FILE) of the same "
+                "--width/--n-res/--hidden/--rank/--style-size", "metavar": "MODEL"})
+    init_style_gain: float = field(default=0.1, metadata={
+        "help": "with --init-from: initial scale of the style-dependent head weights (default init: 0.5)"})
+    style_norms: bool = field(default=False, metadata={
+        "help": "also generate every instance norm's scale and shift and a colour transform of the output per style "
+                "(+1.5 MB at the default size; starts at zero, so --init-from a meta network without them starts "
+                "where it left off)"})
+    style_hue: float = field(default=0.0, metadata={
+        "help": "rotate the hue of a style crop by a random angle with probability P (more colour schemes to learn "
+                "from than the style folder holds)", "metavar": "P"})
+    flat_std: float = field(default=0.02, metadata={
+        "help": "content crops with a pixel std below this (0..1 scale) are skipped as flat"})
+    weight_norm_bound: float = field(default=10.0, metadata={
+        "help": "warn when the generated weights' raw norm (x its initial scale) exceeds this"})
+    checkpoint_every: int = checkpoint_every_field(200)
+    preview_every: int = preview_every_field(500)
+    preview: str | None = preview_field()
+    seed: int = seed_field()
+    device: str = device_field()
+    amp: str = amp_field()
+    report: str | None = report_field()
     licence: str = "Apache-2.0 (meta network, trained by the rtstyle project)"
     command: str = field(default_factory=command_line)
 
@@ -134,7 +158,7 @@ class _Counters:
 
 def _style_files(folder: str, exclude: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
     order = {s: i for i, s in reversed(list(enumerate(Path(e).stem for e in exclude)))}
-    files = list_images(folder)
+    files = images_under(folder)
     train = [p for p in files if p.stem not in order]
     held = sorted((p for p in files if p.stem in order), key=lambda p: order[p.stem])  # as listed in exclude
     if not train:
@@ -183,7 +207,7 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
     Returns:
         Path of the trained meta network.
     """
-    from ..models.vgg_adain import file_sha256
+    from ..nn.vgg import file_sha256
 
     if cfg.style_every < 1:
         raise ValueError(f"style_every must be >= 1, got {cfg.style_every}")
@@ -197,7 +221,7 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
     train_files, held_files = _style_files(cfg.styles, tuple(cfg.exclude))
     names = [p.stem for p in train_files]
     # decoded once, a little larger than style_size so that crops keep detail
-    styles = [to_tensor(load_rgb(p, max_side=2 * cfg.style_size), "cpu") for p in train_files]
+    styles = [to_tensor(read_image(p, max_side=2 * cfg.style_size), "cpu") for p in train_files]
     vgg_file = resolve_weight("vgg16", explicit=cfg.vgg)
     amp = resolve_amp(cfg.amp, dev)
     log.info("mixed precision: %s, channels-last %s (%s)", amp.mode, amp.channels_last, amp.reason)
@@ -246,10 +270,10 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
             img = rotate_hue(img, float(rng.uniform(-math.pi, math.pi)))
         return k, img.to(dev)
 
-    prev = load_rgb(cfg.preview, max_side=256) if cfg.preview else data.images[0]
+    prev = read_image(cfg.preview, max_side=256) if cfg.preview else data.images[0]
     prev_t = to_tensor(prev[: prev.shape[0] // 4 * 4, : prev.shape[1] // 4 * 4], dev)
     show = [styles[i] for i in sorted({0, len(styles) // 2, len(styles) - 1})]
-    show += [to_tensor(load_rgb(p, max_side=2 * cfg.style_size), "cpu") for p in held_files[:2]]  # first two excluded
+    show += [to_tensor(read_image(p, max_side=2 * cfg.style_size), "cpu") for p in held_files[:2]]  # first two excluded
 
     def preview(step: int) -> None:
         meta.eval()
@@ -257,7 +281,7 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
         with torch.no_grad():
             for s in show:
                 s = resize_long(s.to(dev), cfg.style_size)
-                row += [s, meta.stylise(prev_t * 255.0, style_features(vgg, s)).div(255.0)]
+                row += [s, meta.stylize(prev_t * 255.0, style_features(vgg, s)).div(255.0)]
         meta.train()
         save_preview_row(out / f"preview_{step:06d}.jpg", row)
 

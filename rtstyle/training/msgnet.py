@@ -20,13 +20,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..image import images_under, read_image, resize_tensor_long
 from ..models._spec import ModelSpec
 from ..models.msgnet import MSGNet, MSGNetArch, gram_matrix, save_msgnet
+from ..nn.losses import content_loss, gram
+from ..nn.vgg import load_vgg16
 from ._loop import (Checkpointer, StepTimer, command_line, optimise, pick_device, resolve_amp, run_steps,
                     save_preview_row, to_tensor, write_train_report)
-from .data import ImageFolder, list_images, load_rgb
-from .losses import content_loss, gram
-from .vgg import load_vgg16
+from ._fields import (amp_field, checkpoint_every_field, device_field, preview_every_field, preview_field,
+                      report_field, seed_field, vgg_field)
+from .data import ImageFolder
 
 __all__ = ["MSGNetTrainConfig", "train_msgnet"]
 
@@ -37,32 +40,35 @@ log = logging.getLogger(__name__)
 class MSGNetTrainConfig:
     """Settings of ``rtstyle train msgnet``; every field is a CLI flag."""
 
-    styles: str
-    data: str
-    out: str
-    name: str = "msgnet.lite"
-    vgg: str | None = None
-    steps: int = 8000
-    batch: int = 2
-    size: int = 128
-    style_sizes: tuple[int, ...] = (128, 256, 384)
-    bank_sizes: tuple[int, ...] = (128, 192, 256, 320, 384)
-    ngf: int = 32
-    n_blocks: int = 5
-    stem: int = 32
-    down1: int = 16
-    up1: int = 16
-    up2: int = 8
-    lr: float = 1e-3
-    content_weight: float = 1e5
-    style_weight: float = 1e10
-    checkpoint_every: int = 200
-    preview_every: int = 500
-    preview: str | None = None
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"  # auto | fp32 | bf16 | fp16, see resolve_amp
-    report: str | None = None  # JSON run report (steps, wall_s, step_s_median, amp)
+    styles: str = field(metadata={
+        "help": "folder of style images (file stems name the styles)", "must_exist": "dir", "what": "style folder"})
+    data: str = field(metadata={"help": "folder of content photos", "must_exist": "dir", "what": "data folder"})
+    out: str = field(metadata={"help": "run folder (checkpoint, previews, final .safetensors); rerun to resume"})
+    name: str = field(default="msgnet.lite", metadata={"help": "registry name"})
+    vgg: str | None = vgg_field()
+    steps: int = field(default=8000, metadata={"help": "training steps"})
+    batch: int = field(default=2, metadata={"help": "content crops per step"})
+    size: int = field(default=128, metadata={"help": "content crop size"})
+    style_sizes: tuple[int, ...] = field(default=(128, 256, 384), metadata={
+        "help": "style image sizes drawn at random each step (brush-size range), e.g. 128,256,384"})
+    bank_sizes: tuple[int, ...] = field(default=(128, 192, 256, 320, 384), metadata={
+        "help": "sizes at which each style's Gram is stored in the shipped bank"})
+    ngf: int = field(default=32, metadata={"help": "bottleneck width (128 = the paper; CoMatch has 4x channels)"})
+    n_blocks: int = field(default=5, metadata={"help": "residual bottlenecks after CoMatch (6 = the paper)"})
+    stem: int = field(default=32, metadata={"help": "output channels of the first 7x7 conv (64 = the paper)"})
+    down1: int = field(default=16, metadata={"help": "planes of the first downsampling bottleneck (32 = the paper)"})
+    up1: int = field(default=16, metadata={"help": "planes of the first upsampling bottleneck (32 = the paper)"})
+    up2: int = field(default=8, metadata={"help": "planes of the second upsampling bottleneck (16 = the paper)"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    content_weight: float = field(default=1e5, metadata={"help": "content loss weight (relu2_2)"})
+    style_weight: float = field(default=1e10, metadata={"help": "Gram style loss weight"})
+    checkpoint_every: int = checkpoint_every_field(200)
+    preview_every: int = preview_every_field(500)
+    preview: str | None = preview_field()
+    seed: int = seed_field()
+    device: str = device_field()
+    amp: str = amp_field()
+    report: str | None = report_field()
     licence: str = "Apache-2.0 (weights, trained by the rtstyle project); styles: public-domain paintings"
     command: str = field(default_factory=command_line)
 
@@ -71,23 +77,16 @@ class MSGNetTrainConfig:
         return MSGNetArch(self.ngf, self.n_blocks, self.stem, self.down1, self.up1, self.up2)
 
 
-def _resize_long(img: torch.Tensor, side: int) -> torch.Tensor:
-    h, w = img.shape[-2:]
-    s = side / max(h, w)
-    size = (max(16, round(h * s)), max(16, round(w * s)))
-    return F.interpolate(img, size=size, mode="bilinear", align_corners=False, antialias=s < 1)
-
-
 def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
     """Train (or resume) and write ``<out>/<name>.safetensors`` (fp16 weights + style bank)."""
     dev = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
-    style_files = list_images(cfg.styles)
+    style_files = images_under(cfg.styles)
     names = [p.stem for p in style_files]
     if len(set(names)) != len(names):
         raise ValueError("style images must have distinct file names (they name the styles)")
-    styles = [to_tensor(load_rgb(p, max_side=max(cfg.style_sizes + cfg.bank_sizes)), dev) for p in style_files]
+    styles = [to_tensor(read_image(p, max_side=max(cfg.style_sizes + cfg.bank_sizes)), dev) for p in style_files]
     # NCHW always: with channels-last the backward pass aborted in the CPU kernels (fp32 and bf16, dev CPU)
     amp = resolve_amp(cfg.amp, dev, channels_last=False)
     log.info("mixed precision: %s, channels-last %s (%s)", amp.mode, amp.channels_last, amp.reason)
@@ -101,7 +100,7 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
         for i, s in enumerate(styles):
             for size in cfg.style_sizes:
                 with amp.autocast():
-                    feats = vgg(amp.batch(_resize_long(s, size)))
+                    feats = vgg(amp.batch(resize_tensor_long(s, size)))
                 targets[i, size] = {k: gram(v) for k, v in feats.items()}  # Gram in fp32, as the loss takes it
 
     net = amp.module(MSGNet(cfg.arch).to(dev))
@@ -112,14 +111,14 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
     if step:
         data.rng = np.random.default_rng(cfg.seed + 7 + step)
 
-    prev = load_rgb(cfg.preview, max_side=256) if cfg.preview else data.images[0]
+    prev = read_image(cfg.preview, max_side=256) if cfg.preview else data.images[0]
     prev_t = to_tensor(prev[: prev.shape[0] // 4 * 4, : prev.shape[1] // 4 * 4], dev)
     show = sorted({0, len(styles) // 3, 2 * len(styles) // 3, len(styles) - 1})
 
     def preview(step: int) -> None:
         net.eval()
         with torch.no_grad():
-            ys = [net(prev_t * 255, net.style_gram(_resize_long(styles[k], cfg.style_sizes[len(cfg.style_sizes) // 2]) * 255))
+            ys = [net(prev_t * 255, net.style_gram(resize_tensor_long(styles[k], cfg.style_sizes[len(cfg.style_sizes) // 2]) * 255))
                   .div(255) for k in show]
         net.train()
         save_preview_row(out / f"preview_{step:06d}.jpg", [prev_t] + ys)
@@ -132,7 +131,7 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
         size = int(rng.choice(cfg.style_sizes))
         x = amp.batch(data.batch(cfg.batch).to(dev))
         with amp.autocast():
-            g = net.style_gram(amp.batch(_resize_long(styles[k], size)) * 255.0)
+            g = net.style_gram(amp.batch(resize_tensor_long(styles[k], size)) * 255.0)
             y = net(x * 255.0, g) / 255.0
             fy = vgg(y)
             with torch.no_grad():
@@ -160,7 +159,7 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
     with torch.no_grad():
         for name, s in zip(names, styles):
             for size in cfg.bank_sizes:
-                bank[f"{name}.{size}"] = gram_matrix(net.model1(_resize_long(s, size) * 255.0))
+                bank[f"{name}.{size}"] = gram_matrix(net.model1(resize_tensor_long(s, size) * 255.0))
     spec = ModelSpec(
         name=cfg.name,
         family="msgnet",

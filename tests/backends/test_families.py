@@ -1,6 +1,7 @@
 """Every registered model family, through the Stylizer, on every installed CPU backend vs eager fp32."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,22 @@ def _representatives() -> list[str]:
     return sorted(seen.values())
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 def test_every_family_is_covered() -> None:
-    fams = {get_spec(n).family for n in _representatives()}
-    assert {"johnson", "styleswap", "adain", "wct", "onnx"} <= fams
+    registered = {get_spec(n).family for n in list_models()}
+    reps = _representatives()
+    # one case per registered family, each under its own family
+    assert sorted(get_spec(n).family for n in reps) == sorted(registered)
+    # every family with weights shipped in the package (the manifest, read independently) is registered
+    manifest = json.loads((REPO / "rtstyle" / "weights_data" / "manifest.json").read_text())
+    shipped = {m["spec"]["family"] for m in manifest["models"]}
+    assert shipped and shipped <= registered
+    # and the families are exactly those with a page in docs/models/ (a new family comes with its page)
+    documented = {p.stem for p in (REPO / "docs" / "models").glob("*.md")}
+    assert registered == documented, (f"registered but undocumented: {sorted(registered - documented)}; "
+                                      f"documented but not registered: {sorted(documented - registered)}")
 
 
 @pytest.mark.parametrize("model", _representatives())

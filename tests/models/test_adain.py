@@ -14,7 +14,7 @@ from rtstyle.models.adain import (
     adain,
     channel_stats,
     load_mask,
-    match_colour,
+    match_color,
     validate_weights,
 )
 
@@ -147,7 +147,7 @@ def test_mask_from_image_file_and_callable(tmp_path: Path) -> None:
 
 def test_luminance_keeps_content_chroma(lst: dict[str, Path], content: torch.Tensor,
                                         styles: dict[str, np.ndarray], rgb_tensor: Callable[..., torch.Tensor]) -> None:
-    lum = create_model("adain.r31", colour="luminance", **lst)
+    lum = create_model("adain.r31", color="luminance", **lst)
     plain = create_model("adain.r31", **lst)
     style = rgb_tensor(styles["starry_night"])
     with torch.no_grad():
@@ -159,14 +159,14 @@ def test_luminance_keeps_content_chroma(lst: dict[str, Path], content: torch.Ten
     assert not torch.equal(lum.graph_flags, plain.graph_flags)  # distinct engine cache keys
 
 
-def test_histogram_colour_matching(lst: dict[str, Path], content_photo: np.ndarray,
+def test_histogram_color_matching(lst: dict[str, Path], content_photo: np.ndarray,
                                    styles: dict[str, np.ndarray], rgb_tensor: Callable[..., torch.Tensor]) -> None:
     src, ref = rgb_tensor(styles["mondrian"]), rgb_tensor(content_photo)
-    out = match_colour(src, ref)
+    out = match_color(src, ref)
     torch.testing.assert_close(out.mean((2, 3)), ref.mean((2, 3)), atol=0.02, rtol=0)
-    with pytest.raises(ValueError, match="colour_reference"):
-        create_model("adain.r31", colour="histogram", **lst)
-    hist = create_model("adain.r31", colour="histogram", colour_reference=content_photo, **lst)
+    with pytest.raises(ValueError, match="color_reference"):
+        create_model("adain.r31", color="histogram", **lst)
+    hist = create_model("adain.r31", color="histogram", color_reference=content_photo, **lst)
     plain = create_model("adain.r31", **lst)
     assert not torch.allclose(hist.encode_style(src)[0], plain.encode_style(src)[0])
 

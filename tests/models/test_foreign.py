@@ -10,6 +10,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -338,3 +339,126 @@ def test_invalid_json_sidecar(onnx_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "m.onnx.json").write_text("{input_range: [0, 1]}")
     with pytest.raises(SidecarError, match=r"m\.onnx\.json: not valid JSON"):
         create_model(str(p))
+
+
+# --------------------------------------------------------------------------- files, loaders and layering
+
+def _sigmoid_onnx(path: Path, layout: str = "NCHW") -> Path:
+    """A real one-op ONNX file: y = sigmoid(x), x float32 (1, 3, H, W) with dynamic H and W."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    shape = [1, 3, "h", "w"] if layout == "NCHW" else [1, "h", "w", 3]
+    graph = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["y"])], "sigmoid",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+class _FileModel(nn.Module):
+    """Not a foreign model: any module that declares it is an ONNX file is run from the file."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.onnx_path = path
+        self.output_name = "y"
+        self.input_names = ("x",)
+        self.spec = get_spec("onnx.multistyle26")  # any spec: the backends read only its name and hash
+
+    def graph_feeds(self, inputs):  # type: ignore[no-untyped-def]
+        return {"x": inputs[0].detach().cpu().numpy()}
+
+    def graph_output(self, y, hw):  # type: ignore[no-untyped-def]
+        return torch.from_numpy(np.asarray(y))
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_any_model_declaring_an_onnx_file_runs_from_it(backend: str, tmp_path: Path) -> None:
+    from rtstyle.backends import BackendOptions, create_backend
+    from rtstyle.backends.graph_file import GraphFileRunner
+    from rtstyle.models._graph_runtime import RunsOnnxFile
+
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    model = _FileModel(_sigmoid_onnx(tmp_path / "sig.onnx"))
+    assert isinstance(model, RunsOnnxFile) and not isinstance(model, ForeignOnnxModel)
+    x = torch.linspace(-4, 4, 3 * 20 * 28).reshape(1, 3, 20, 28)
+    runner = create_backend(backend, BackendOptions(cache_dir=str(tmp_path / "engines"))).prepare(model, (x,))
+    assert isinstance(runner, GraphFileRunner)
+    torch.testing.assert_close(runner(x), torch.sigmoid(x), rtol=1e-5, atol=1e-6)
+    x2 = torch.rand(1, 3, 12, 16) * 6 - 3  # another size, the same session
+    torch.testing.assert_close(runner(x2), torch.sigmoid(x2), rtol=1e-5, atol=1e-6)
+
+
+def test_models_load_a_file_without_the_backends_and_run_it_through_their_runtime(tmp_path: Path) -> None:
+    """The model side reaches the graph runtime only through its own interface: loading an ONNX model
+    imports no backend; without a provider a graph run says what to import; with the package's
+    default provider (rtstyle.plugins) the first graph run loads the backends' runtime, which runs the file."""
+    import subprocess
+    import sys
+
+    path = _sigmoid_onnx(tmp_path / "sig.onnx")
+    code = f"""
+import sys
+import numpy as np
+from rtstyle.models import create_model, list_models
+from rtstyle.models._graph_runtime import BackendUnavailableError, graph_runtime, has_graph_runtime
+list_models()
+m = create_model({str(path)!r}, sidecar={{"input_range": [0, 1], "output_range": [0, 1]}})
+assert m.spec.name == "onnx.sig" and m.input_names == ("x",), m.input_names
+assert not [k for k in sys.modules if k.startswith("rtstyle.backends")], sorted(sys.modules)
+import rtstyle.plugins
+rtstyle.plugins.GRAPH_RUNTIME_PROVIDER = None  # no default provider: a clear error
+assert not has_graph_runtime()
+try:
+    graph_runtime()
+except BackendUnavailableError as e:
+    assert "import rtstyle.backends" in str(e), e
+else:
+    raise AssertionError("no error without a runtime")
+rtstyle.plugins.GRAPH_RUNTIME_PROVIDER = "rtstyle.backends"  # the package's default, loaded on first use
+assert has_graph_runtime()
+assert "rtstyle.backends" in sys.modules
+run = graph_runtime().open_file(m.onnx_path, "y")
+x = np.linspace(-3, 3, 3 * 8 * 8, dtype=np.float32).reshape(1, 3, 8, 8)
+assert np.allclose(run({{"x": x}}), 1 / (1 + np.exp(-x)), atol=1e-6)
+assert graph_runtime().open_file(m.onnx_path, "y") is run  # cached per file
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+def test_path_loaders_are_tried_by_priority(tmp_path: Path) -> None:
+    from rtstyle.models import _registry
+    from rtstyle.models._registry import register_path_loader
+
+    list_models()  # the built-in families are registered
+    before = _registry._path_loaders()
+    assert before[0] == "onnx" and {"johnson", "msgnet", "metanet"} <= set(before)
+    seen: list[str] = []
+    found = _FileModel(_sigmoid_onnx(tmp_path / "sig.onnx"))
+
+    def loader(tag: str, result: nn.Module | None):  # type: ignore[no-untyped-def]
+        def load(path: Path, **_: object) -> nn.Module | None:
+            seen.append(tag)
+            return result  # None declines: the next loader is tried
+        return load
+
+    ckpt = tmp_path / "net.pth"
+    torch.save({"w": torch.zeros(1)}, ckpt)
+    try:
+        register_path_loader("zz_low", loader("low", found), priority=-5)
+        register_path_loader("zz_high", loader("high", None), priority=20)
+        register_path_loader("zz_mid", loader("mid", found), priority=10)  # ties with onnx: registered later, tried later
+        order = _registry._path_loaders()
+        assert order[:3] == ["zz_high", "onnx", "zz_mid"] and order[-1] == "zz_low"
+        assert create_model(str(ckpt)) is found and seen == ["high", "mid"]  # onnx declined a .pth silently
+    finally:
+        for fam in ("zz_low", "zz_high", "zz_mid"):
+            _registry._PATH_LOADERS.pop(fam, None)
+    assert _registry._path_loaders() == before

@@ -31,16 +31,16 @@ STYLE_SIZE = 64  # small style images keep the VGG16 passes cheap
 @pytest.fixture(scope="module")
 def vgg(vgg16_path: Path) -> torch.nn.Module:
     from rtstyle.models.metanet import STYLE_TAPS
-    from rtstyle.training.vgg import load_vgg16
+    from rtstyle.nn.vgg import load_vgg16
 
     return load_vgg16(vgg16_path, STYLE_TAPS)
 
 
 @pytest.fixture(scope="module")
 def style_pair(shared: Path) -> tuple[np.ndarray, np.ndarray]:
-    from rtstyle.training.data import load_rgb
+    from rtstyle.image import read_image
 
-    return tuple(load_rgb(shared / "media" / "styles" / f"{n}.jpg", max_side=96) for n in ("starry_night", "mondrian"))
+    return tuple(read_image(shared / "media" / "styles" / f"{n}.jpg", max_side=96) for n in ("starry_night", "mondrian"))
 
 
 def _t01(img: np.ndarray) -> torch.Tensor:
@@ -100,14 +100,14 @@ def test_style_norms_extend_a_trained_meta_network_without_changing_it(content_p
     x = torch.from_numpy(content_photo[:64, :96].copy()).permute(2, 0, 1)[None].float()
     f = torch.randn(1, FEATURE_DIM)
     with torch.no_grad():
-        torch.testing.assert_close(new.stylise(x, f), old.stylise(x, f), rtol=0, atol=0)
+        torch.testing.assert_close(new.stylize(x, f), old.stylize(x, f), rtol=0, atol=0)
         torch.nn.init.normal_(new.norm_head.weight)  # now the norms and colours depend on the style
         a, b = new.generate_from_features(f), new.generate_from_features(torch.randn(1, FEATURE_DIM))
         assert not torch.equal(a.in1.weight, b.in1.weight) and not torch.equal(a.res2.in2.bias, b.res2.in2.bias)
         assert not torch.equal(a.deconv3.conv2d.weight, b.deconv3.conv2d.weight)
         plain = TransformerNet(4, 2).eval()
         plain.load_state_dict(a.state_dict(), strict=True)
-        torch.testing.assert_close(plain(x), new.stylise(x, f), rtol=1e-5, atol=1e-3)
+        torch.testing.assert_close(plain(x), new.stylize(x, f), rtol=1e-5, atol=1e-3)
     with pytest.raises(ValueError, match="style norms"):
         MetaNet(4, 2, hidden=4).init_from_meta(new)
     with pytest.raises(ValueError, match="hidden"):
@@ -116,7 +116,7 @@ def test_style_norms_extend_a_trained_meta_network_without_changing_it(content_p
         MetaNet(4, 2, hidden=4, style_size=128, style_norms=True).init_from_meta(old)
 
 
-def test_style_norms_set_the_norm_affines_and_fold_a_colour_transform_into_the_last_conv() -> None:
+def test_style_norms_set_the_norm_affines_and_fold_a_color_transform_into_the_last_conv() -> None:
     """The head's numbers, in order: each instance norm's scale and shift deltas, a 3x3 colour matrix
     (about the identity), an offset in units of 64 levels; the colour transform is exactly
     ``y -> M y + c`` on the net's output."""
@@ -125,11 +125,11 @@ def test_style_norms_set_the_norm_affines_and_fold_a_colour_transform_into_the_l
     f = torch.randn(1, FEATURE_DIM)
     x = torch.rand(1, 3, 32, 48) * 255
     with torch.no_grad():
-        base = meta.stylise(x, f)
+        base = meta.stylize(x, f)
         n_norm = meta.norm_head.out_features - 12
         dm, dc = torch.tensor([[0.1, -0.2, 0.0], [0.05, 0.3, 0.1], [0.0, 0.0, -0.4]]), torch.tensor([0.5, -1.0, 0.25])
         meta.norm_head = _Const(torch.cat([torch.zeros(n_norm), dm.flatten(), dc]))
-        got = meta.stylise(x, f)
+        got = meta.stylize(x, f)
         want = torch.einsum("oc,nchw->nohw", torch.eye(3) + dm, base) + 64.0 * dc.view(1, 3, 1, 1)
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
         d = torch.zeros(n_norm + 12)
@@ -165,12 +165,12 @@ def test_generated_nets_are_checked_finite_and_marked_prechecked() -> None:
         meta.generate_from_features(torch.randn(1, FEATURE_DIM), "bad")
 
 
-def test_stylise_equals_generate_then_forward_and_is_differentiable() -> None:
+def test_stylize_equals_generate_then_forward_and_is_differentiable() -> None:
     torch.manual_seed(0)
     meta = MetaNet(4, 2, hidden=8)
     feats = torch.rand(1, FEATURE_DIM) * 3
     x = torch.rand(2, 3, 20, 24) * 255
-    y = meta.stylise(x, feats)
+    y = meta.stylize(x, feats)
     net = meta.generate_from_features(feats, name="probe")
     assert isinstance(net, TransformerNet) and type(net) is TransformerNet
     assert net.spec.family == "johnson" and net.spec.styles == ("probe",)
@@ -190,12 +190,12 @@ def test_generated_filters_stay_bounded_whatever_the_heads_output() -> None:
     x = torch.rand(1, 3, 16, 16) * 255
     with torch.no_grad():
         w0, s0 = meta.generate_weights(feats, with_stats=True)
-        y0 = meta.stylise(x, feats)
+        y0 = meta.stylize(x, feats)
         for head in meta.heads.values():  # a drift of the raw outputs by 1000x
             head.out.weight.mul_(1000.0)
             head.out.bias.mul_(1000.0)
         w1, s1 = meta.generate_weights(feats, with_stats=True)
-        y1 = meta.stylise(x, feats)
+        y1 = meta.stylize(x, feats)
     assert s0.max() < 2.0 and s1.min() > 500.0  # the tracked raw norm sees the drift ...
     for lay in meta.layers:  # ... the generated net does not: He-scale filters, |bias| < 1
         w = w1[f"{lay.path}.conv2d.weight"]
@@ -216,9 +216,9 @@ def test_warm_start_generates_the_given_net_for_every_style(content_photo: np.nd
     f1, f2 = torch.randn(1, FEATURE_DIM), torch.randn(1, FEATURE_DIM)
     with torch.no_grad():
         ref = net(x)
-        torch.testing.assert_close(meta.stylise(x, f1), ref, rtol=0, atol=0.05 * float(ref.abs().mean()))
+        torch.testing.assert_close(meta.stylize(x, f1), ref, rtol=0, atol=0.05 * float(ref.abs().mean()))
         meta.init_from(net, style_gain=0.1)
-        y1, y2 = meta.stylise(x, f1), meta.stylise(x, f2)
+        y1, y2 = meta.stylize(x, f1), meta.stylize(x, f2)
     near, apart = float((y1 - ref).abs().mean()), float((y1 - y2).abs().mean())
     assert 0.3 < near < 20.0 and 0.3 < apart < 20.0, (near, apart)
     with pytest.raises(ValueError, match="width=4"):
@@ -298,7 +298,7 @@ def _saved(tmp_path: Path, vgg: torch.nn.Module, styles, vgg_sha: str | None, na
 def test_save_and_load_round_trip(vgg: torch.nn.Module, style_pair, tmp_path: Path, vgg16_path: Path) -> None:
     from safetensors import safe_open
 
-    from rtstyle.models.vgg_adain import file_sha256
+    from rtstyle.nn.vgg import file_sha256
 
     sha = file_sha256(vgg16_path)
     p = _saved(tmp_path, vgg, style_pair, sha)
@@ -359,7 +359,7 @@ def test_stylizer_runs_the_generated_johnson_net_and_swaps_style_images(
         vgg: torch.nn.Module, style_pair, tmp_path: Path, vgg16_path: Path, content_photo: np.ndarray,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from rtstyle.backends.eager import EagerRunner
-    from rtstyle.models.vgg_adain import file_sha256
+    from rtstyle.nn.vgg import file_sha256
 
     monkeypatch.setenv("RTSTYLE_WEIGHTS", str(vgg16_path.parent))  # how a user's VGG16 is found
     path = _saved(tmp_path, vgg, style_pair, file_sha256(vgg16_path))
@@ -392,7 +392,7 @@ def test_stylizer_hands_metanet_style_images_at_twice_the_style_size(
         monkeypatch: pytest.MonkeyPatch, shared: Path) -> None:
     """Style images (files or arrays) reach ``specialise`` shrunk to ``style_image_side`` (as in
     training), not at 1024 px; the generated net is the one ``generate`` makes from that image."""
-    from rtstyle.models.vgg_adain import file_sha256
+    from rtstyle.nn.vgg import file_sha256
     from rtstyle.stylizer import load_style_image
 
     monkeypatch.setenv("RTSTYLE_WEIGHTS", str(vgg16_path.parent))

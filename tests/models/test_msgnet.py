@@ -236,8 +236,8 @@ def test_brush_size_changes_the_gram_of_a_style_image(tmp_path: Path, content_ph
     assert (small - large).abs().max() > 1e-4
 
 
-def test_luminance_keeps_the_frames_colours(tmp_path: Path, content_photo: np.ndarray) -> None:
-    model = create_model(f"msgnet:{_bank_model(tmp_path)}", colour="luminance")
+def test_luminance_keeps_the_frames_colors(tmp_path: Path, content_photo: np.ndarray) -> None:
+    model = create_model(f"msgnet:{_bank_model(tmp_path)}", color="luminance")
     luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     x = _img(content_photo)
     with torch.no_grad():
@@ -248,7 +248,7 @@ def test_luminance_keeps_the_frames_colours(tmp_path: Path, content_photo: np.nd
 
 def test_controls_are_validated(tmp_path: Path) -> None:
     path = _bank_model(tmp_path)
-    for bad in (dict(alpha=1.5), dict(colour="histogram"), dict(brush=4)):
+    for bad in (dict(alpha=1.5), dict(color="histogram"), dict(brush=4)):
         with pytest.raises(ValueError):
             create_model(f"msgnet:{path}", **bad)
 

@@ -65,7 +65,7 @@ def test_demo_runs_on_the_embedded_default(tmp_path: Path) -> None:
     assert m.spec.name == DEFAULT_MODEL
 
 
-def test_shipped_adain_decoder_is_pinned_to_its_encoder_and_stylises(shared: Path, content_photo: np.ndarray,
+def test_shipped_adain_decoder_is_pinned_to_its_encoder_and_stylizes(shared: Path, content_photo: np.ndarray,
                                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import cv2
     import torch

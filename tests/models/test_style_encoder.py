@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+import rtstyle.backends  # noqa: F401 - registers the graph runtime the encoders compile through
 from rtstyle.models._style_encoder import StyleEncoder
 
 
@@ -118,3 +119,50 @@ def test_int8_encoder_never_returns_non_finite_values(tmp_path, monkeypatch: pyt
     if "non-finite" in caplog.text:  # the case seen with NNCF 3.4: that image computed in fp32
         with torch.no_grad():
             torch.testing.assert_close(got, m(x))
+
+
+def test_encoder_compiles_through_the_registered_graph_runtime(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The encoder asks the graph runtime the model side declares (registered by the backends) to
+    compile it; a runtime that cannot compile leaves ``auto`` on eager and refuses ``openvino``."""
+    pytest.importorskip("openvino")
+    from rtstyle.backends.graph_file import FileRuntime
+    from rtstyle.models import _graph_runtime
+    from rtstyle.models._graph_runtime import BackendUnavailableError
+
+    calls = []
+
+    class Recording(FileRuntime):
+        def compile_module(self, module, example, **kw):  # type: ignore[no-untyped-def]
+            calls.append(kw)
+            return super().compile_module(module, example, **kw)
+
+    class CannotCompile(FileRuntime):
+        def can_compile_module(self) -> bool:
+            return False
+
+    monkeypatch.setenv("RTSTYLE_ENGINES", str(tmp_path))
+    monkeypatch.setattr(_graph_runtime, "_RUNTIME", Recording())
+    m = _Stats().eval()
+    x = torch.rand(1, 3, 40, 56)
+    enc = StyleEncoder(m, "openvino", name="hook probe", version=3)
+    got = enc(x)
+    assert calls == [{"name": "hook probe", "version": 3, "calibration": None}] and enc.used == "openvino"
+    with torch.no_grad():
+        torch.testing.assert_close(got, m(x), rtol=1e-4, atol=1e-5)
+    monkeypatch.setattr(_graph_runtime, "_RUNTIME", CannotCompile())
+    auto = StyleEncoder(m, "auto")
+    with torch.no_grad():
+        torch.testing.assert_close(auto(x), m(x))
+    assert auto.used == "eager"
+    with pytest.raises(BackendUnavailableError, match="openvino"):
+        StyleEncoder(m, "openvino")(x)
+    import rtstyle.plugins
+
+    monkeypatch.setattr(rtstyle.plugins, "GRAPH_RUNTIME_PROVIDER", None)
+    monkeypatch.setattr(_graph_runtime, "_RUNTIME", None)  # nothing registered: auto is eager, openvino says why
+    unregistered = StyleEncoder(m, "auto")
+    with torch.no_grad():
+        torch.testing.assert_close(unregistered(x), m(x))
+    assert unregistered.used == "eager"
+    with pytest.raises(BackendUnavailableError, match="import rtstyle.backends"):
+        StyleEncoder(m, "openvino")(x)

@@ -108,3 +108,64 @@ def test_missing_weights_are_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with pytest.raises(WeightNotFoundError, match="lst/vgg_r31.pth"):
         create_model("styleswap.r31")
+
+
+def test_subspace_search_at_full_rank_is_the_exhaustive_search(model: torch.nn.Module,
+                                                               content_photo: np.ndarray) -> None:
+    """On a real frame's relu3_1 features: with every principal direction kept the subspace search
+    picks the same patches (up to float ties), and a truncated one still pastes real style patches."""
+    from rtstyle.models.styleswap import normalise_patches, search_basis
+
+    x = torch.from_numpy(content_photo).permute(2, 0, 1)[None].float() / 255
+    style = torch.from_numpy(content_photo[::-1, ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        feats = model.encoder(x)
+        patches, normalised = model.encode_style(style)
+        exact = style_swap(feats, patches, normalised)
+        basis, coords = search_basis(normalise_patches(patches), 10_000)
+        assert basis.shape[0] == min(patches.shape[0], patches[0].numel())
+        full = style_swap(feats, patches, coords, basis=basis)
+        torch.testing.assert_close(full, exact, atol=1e-4, rtol=1e-4)
+        basis, coords = search_basis(normalised, 32)
+        approx = style_swap(feats, patches, coords, basis=basis)
+    assert approx.shape == exact.shape and not torch.equal(approx, exact)
+    rel = float((approx - exact).norm() / exact.norm())
+    assert rel < 0.5, rel
+    with pytest.raises(ValueError, match="search basis"):
+        style_swap(feats, patches, normalised, basis=basis)
+
+
+def test_subspace_search_model_option(shared_weights: Path) -> None:
+    lst = shared_weights / "lst"
+    m = create_model("styleswap.r31", search_dims=16, encoder_path=lst / "vgg_r31.pth",
+                     decoder_path=lst / "dec_r31.pth")
+    ins = m.encode_style(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1)))
+    assert len(ins) == 3 and ins[2].shape[0] == 16 and ins[1].shape[1:] == (16, 1, 1)
+    assert m(torch.rand(1, 3, 32, 32), *ins).shape == (1, 3, 32, 32)
+    assert m.spec.extra["search_dims"] == 16
+    with pytest.raises(ValueError, match="search_dims"):
+        create_model("styleswap.r31", search_dims=0, encoder_path=lst / "vgg_r31.pth",
+                     decoder_path=lst / "dec_r31.pth")
+
+
+def test_openvino_keeps_the_eager_output_on_a_real_frame(shared_weights: Path, content_photo: np.ndarray,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    """Style-swap's speed-up (OpenVINO instead of eager, docs/temporal.md) keeps its output."""
+    pytest.importorskip("openvino")
+    from rtstyle.stylizer import Stylizer
+
+    monkeypatch.setenv("RTSTYLE_WEIGHTS", str(shared_weights))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    style = np.ascontiguousarray(content_photo[::-1])
+    frame = np.ascontiguousarray(content_photo[:96, :128])
+    outs = {}
+    for backend in ("eager", "openvino"):
+        st = Stylizer("styleswap.r31", style_image=style, frame_size=(128, 96), backend=backend)
+        try:
+            outs[backend] = st.stylize(frame).astype(np.float64)
+        finally:
+            st.close()
+    mse = float(np.mean((outs["eager"] - outs["openvino"]) ** 2))
+    psnr = 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))
+    assert psnr > 40, psnr

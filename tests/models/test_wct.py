@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rtstyle.models import create_model, get_spec
-from rtstyle.models.wct import colouring_matrix, feature_covariance, wct
+from rtstyle.models.wct import coloring_matrix, feature_covariance, wct
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +24,14 @@ def lst(shared_weights: Path) -> dict[str, Path]:
     return {"encoder_path": d / "vgg_r31.pth", "decoder_path": d / "dec_r31.pth"}
 
 
-def test_whiten_colour_on_random_features() -> None:
+def test_whiten_color_on_random_features() -> None:
     g = torch.Generator().manual_seed(0)
     mix = torch.randn(8, 8, generator=g, dtype=torch.float64)
     content = (mix @ torch.randn(8, 400, generator=g, dtype=torch.float64)).view(1, 8, 20, 20)
     style = (torch.randn(8, 8, generator=g, dtype=torch.float64) @ torch.randn(8, 500, generator=g, dtype=torch.float64)
              + 3.0).view(1, 8, 20, 25)
     ms, cs = feature_covariance(style)
-    out = wct(content, ms, colouring_matrix(cs, 1e-9), 1e-9)
+    out = wct(content, ms, coloring_matrix(cs, 1e-9), 1e-9)
     mo, co = feature_covariance(out)
     torch.testing.assert_close(co, cs, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(mo, ms)
@@ -43,12 +43,12 @@ def test_output_features_have_style_covariance(lst: dict[str, Path], content_pho
     assert get_spec("wct.r31").needs_style_image
     model = create_model("wct.r31", **lst)
     content, style = rgb_tensor(content_photo), rgb_tensor(styles["starry_night"])
-    mean, colouring, alpha = model.encode_style(style)
-    assert mean.shape == (1, 256, 1, 1) and colouring.shape == (256, 256) and alpha.shape == (1,)
+    mean, coloring, alpha = model.encode_style(style)
+    assert mean.shape == (1, 256, 1, 1) and coloring.shape == (256, 256) and alpha.shape == (1,)
     with torch.no_grad():
-        f = model.features(content, mean, colouring, alpha)
+        f = model.features(content, mean, coloring, alpha)
         ms, cs = feature_covariance(model.encoder(style))
-        y = model(content, mean, colouring, alpha)
+        y = model(content, mean, coloring, alpha)
     mo, co = feature_covariance(f)
     assert float((co - cs).norm() / cs.norm()) < 1e-3
     assert float((mo - ms).abs().max()) < 1e-3

@@ -140,3 +140,10 @@ def test_style_loss_prefers_the_style(vgg16_path: Path, content_photo: np.ndarra
     same = style_loss([style], style, vgg=vgg, short_side=None, style_short_side=None)
     other = style_loss([noise], style, vgg=vgg, short_side=None, style_short_side=None)
     assert same < 1e-6 * max(other, 1.0) and other > 0
+
+
+def test_style_taps_are_the_packages_style_layers() -> None:
+    from rtstyle.nn.vgg import STYLE_LAYERS
+    from rtstyle.temporal.metrics import STYLE_TAPS
+
+    assert STYLE_TAPS == STYLE_LAYERS

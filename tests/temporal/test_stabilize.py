@@ -55,7 +55,7 @@ def test_strength_zero_is_identity(synthetic: tuple[list[np.ndarray], list[np.nd
         assert stab.process(f, y) is y
 
 
-def test_first_frame_and_reset_pass_the_stylisation_through() -> None:
+def test_first_frame_and_reset_pass_the_stylization_through() -> None:
     rng = np.random.default_rng(0)
     src = [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)] * 3
     sty = [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(3)]
@@ -75,7 +75,7 @@ def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="preset"):
         make_temporal(0.5, "fastest")
     with pytest.raises(TypeError, match="unknown stabiliser settings"):
-        make_temporal(0.5, "file", colour=1)
+        make_temporal(0.5, "file", color=1)
     assert make_temporal(0.5, "file", color_ema=0.7).config.color_ema == 0.7
     assert PRESETS["live"].flow_preset == "ultrafast" and PRESETS["file"].flow_preset == "medium"
     stab = make_temporal(0.5, "live")
@@ -83,7 +83,7 @@ def test_settings_are_checked() -> None:
         stab.process(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8))
 
 
-def test_colour_smoothing_damps_global_flicker() -> None:
+def test_color_smoothing_damps_global_flicker() -> None:
     rng = np.random.default_rng(3)
     base = rng.integers(40, 200, (32, 32, 3)).astype(np.float32)
     src = [np.zeros((32, 32, 3), np.uint8)] * 6
@@ -155,9 +155,12 @@ def test_two_band_blend_carries_strokes_and_keeps_their_energy(synthetic: tuple[
 
     frames, flows = synthetic
     per_frame = _flicker(frames, seed=5)
-    carry = make_temporal(0.8, "file")
+    # the blend itself, without the confidence gate (whose motion cue fades this 10 px/frame pan out
+    # in part; see tests/temporal/test_gating.py)
+    carry = make_temporal(0.8, "file", gate=False)
     assert carry.config.carry_sigma > 0 and carry.config.texture_strength == 0.99
-    whole = FlowStabilizer(0.8, replace(PRESETS["file"], carry_sigma=0.0, texture_strength=None, detail_sigma=0.0))
+    whole = FlowStabilizer(0.8, replace(PRESETS["file"], carry_sigma=0.0, texture_strength=None, detail_sigma=0.0,
+                                        gate=False))
     out_c = [carry.process(f, y) for f, y in zip(frames, per_frame)]
     out_w = [whole.process(f, y) for f, y in zip(frames, per_frame)]
     before = warping_error(per_frame, flows)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from rtstyle.training.losses import gram, gram_style_loss, meanstd_style_loss, tv_loss
+from rtstyle.nn.losses import gram, gram_style_loss, meanstd_style_loss, tv_loss
 
 
 def test_gram_matches_direct_sum() -> None:
@@ -19,6 +19,16 @@ def test_style_losses_zero_on_self_and_positive_otherwise() -> None:
     assert gram_style_loss(a, {k: gram(v) for k, v in b.items()}).item() > 0.1
     assert meanstd_style_loss(a, a).item() < 1e-10
     assert meanstd_style_loss(a, b).item() > 0.1
+
+
+def test_trainers_import_the_same_losses_and_vgg_from_training() -> None:
+    import rtstyle.nn.losses as nl
+    import rtstyle.nn.vgg as nv
+    import rtstyle.training.losses as tl
+    import rtstyle.training.vgg as tv
+
+    assert all(getattr(tl, n) is getattr(nl, n) for n in tl.__all__)
+    assert all(getattr(tv, n) is getattr(nv, n) for n in tv.__all__)
 
 
 def test_tv_zero_on_flat() -> None:

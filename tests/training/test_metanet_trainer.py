@@ -82,9 +82,9 @@ def test_train_resume_report_and_load(vgg16_path: Path, shared: Path, styles: Pa
     assert meta.vgg_sha256 == extra["vgg_sha256"]
     assert meta.feat_scale.min() > 0 and not torch.equal(meta.feat_scale, torch.ones_like(meta.feat_scale))
     assert meta.feat_shift.abs().sum() > 0  # centred on the training styles
-    from rtstyle.training.data import load_rgb
+    from rtstyle.image import read_image
 
-    net = meta.generate(load_rgb(styles / "wave.jpg"), name="wave")  # an unseen style
+    net = meta.generate(read_image(styles / "wave.jpg"), name="wave")  # an unseen style
     assert net.spec.family == "johnson" and net.width == 4
 
     cfg.steps = 14  # resume continues from the step-12 checkpoint
@@ -202,17 +202,17 @@ def test_warm_start_from_a_johnson_checkpoint(vgg16_path: Path, shared: Path, st
     with torch.no_grad():
         ref = base(x)
         for f in (torch.randn(1, 1920), torch.randn(1, 1920)):
-            torch.testing.assert_close(meta.stylise(x, f), ref, rtol=0, atol=0.05 * float(ref.abs().mean()))
+            torch.testing.assert_close(meta.stylize(x, f), ref, rtol=0, atol=0.05 * float(ref.abs().mean()))
     bad = MetaNetTrainConfig(content=str(data), styles=str(styles), out=str(tmp_path / "run2"), vgg=str(vgg16_path),
                              steps=1, init_from="johnson.wave_lite", **dict(TINY, preview_every=0))
     with pytest.raises(ValueError, match="warm start needs"):
         train_metanet(bad, progress=False)
 
 
-def test_rotate_hue_keeps_luma_and_turns_colours(shared: Path) -> None:
-    from rtstyle.training.data import load_rgb
+def test_rotate_hue_keeps_luma_and_turns_colors(shared: Path) -> None:
+    from rtstyle.image import read_image
 
-    img = torch.from_numpy(load_rgb(shared / "media" / "styles" / "mondrian.jpg", max_side=64)).permute(2, 0, 1)[None]
+    img = torch.from_numpy(read_image(shared / "media" / "styles" / "mondrian.jpg", max_side=64)).permute(2, 0, 1)[None]
     img = img.float() / 255.0
     luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     torch.testing.assert_close(rotate_hue(img, 0.0), img, rtol=0, atol=1e-5)
@@ -245,7 +245,7 @@ def test_warm_start_from_a_meta_network_adds_style_norms(vgg16_path: Path, share
     x = torch.rand(1, 3, 32, 48) * 255
     f = torch.randn(1, 1920)
     with torch.no_grad():
-        torch.testing.assert_close(b.stylise(x, f), a.stylise(x, f), rtol=0, atol=0.02)
+        torch.testing.assert_close(b.stylize(x, f), a.stylize(x, f), rtol=0, atol=0.02)
     learn = MetaNetTrainConfig(content=str(data), styles=str(styles), out=str(tmp_path / "c"), vgg=str(vgg16_path),
                                steps=3, init_from=frozen.init_from, style_norms=True, style_hue=0.5,
                                **dict(TINY, preview_every=0))

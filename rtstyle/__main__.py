@@ -1,0 +1,6 @@
+"""``python -m rtstyle``: the ``rtstyle`` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

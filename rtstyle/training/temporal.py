@@ -1,0 +1,153 @@
+"""Temporal regularisation from still images: train a feed-forward net to be stable on video.
+
+A stylisation net flickers because a small change of its input (a sub-pixel shift of the camera,
+sensor noise) changes its output by much more than the same warp of the previous output. Wang et al.,
+"Consistent Video Style Transfer via Compound Regularization" (AAAI 2020), train that away without
+video or optical flow: for a training image ``x`` and a random small transform ``W`` (shift, rotation,
+zoom) plus noise ``n``, the net ``N`` should satisfy ``N(W(x) + n) == W(N(x))``. The loss here is the
+mean squared difference of the two sides, measured only where ``W`` maps pixels from inside the image
+(the border it would invent is masked out), on the net's output scaled to [0, 1].
+
+:func:`random_affine` draws the transforms, :func:`warp` applies one (``F.affine_grid`` +
+``F.grid_sample``) and returns the validity mask, and :func:`compound_temporal_loss` is the loss a
+trainer adds; :class:`TemporalReg` holds the knobs a trainer config exposes.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["TemporalReg", "compound_temporal_loss", "random_affine", "warp"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TemporalReg:
+    """Strength of the random transforms of the compound regulariser.
+
+    Attributes:
+        shift: largest translation, in pixels (uniform in ``[-shift, shift]`` on each axis).
+        rotate: largest rotation, in degrees.
+        zoom: largest relative scale change (``0.02``: scale in ``[0.98, 1.02]``).
+        noise: standard deviation of the Gaussian noise added to the warped input, on [0, 1] pixels.
+        margin: pixels dropped from the mask's edges (the net's own border effects: padding at the
+            frame's edge, and the invented border reaching in through the receptive field).
+    """
+
+    shift: float = 4.0
+    rotate: float = 1.0
+    zoom: float = 0.02
+    noise: float = 0.01
+    margin: int = 2
+
+    def __post_init__(self) -> None:
+        for k in ("shift", "rotate", "zoom", "noise"):
+            if getattr(self, k) < 0:
+                raise ValueError(f"temporal {k} must be >= 0, got {getattr(self, k)}")
+        if self.margin < 0:
+            raise ValueError(f"temporal margin must be >= 0, got {self.margin}")
+
+
+def random_affine(n: int, height: int, width: int, reg: TemporalReg,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw ``n`` small random affine transforms as ``F.affine_grid`` matrices.
+
+    The matrices map an output pixel's normalised coordinates (``align_corners=False``) to where it
+    is sampled from in the input; a shift of ``s`` pixels along x is ``2 s / width`` there.
+
+    Args:
+        n: how many.
+        height, width: the image size the transforms are for (the shift is in pixels).
+        reg: the transforms' strength.
+        generator: optional RNG (CPU) for reproducible draws.
+
+    Returns:
+        ``(n, 2, 3)`` float32 on the CPU.
+    """
+    u = torch.rand(n, 4, generator=generator) * 2.0 - 1.0  # uniform in [-1, 1]
+    ang = u[:, 0] * math.radians(reg.rotate)
+    scale = 1.0 + u[:, 1] * reg.zoom
+    tx = u[:, 2] * reg.shift * 2.0 / width
+    ty = u[:, 3] * reg.shift * 2.0 / height
+    cos, sin = torch.cos(ang) * scale, torch.sin(ang) * scale
+    # rotation in pixel units: normalised x and y have different pixel pitches on a non-square image
+    ar = width / height
+    theta = torch.stack([torch.stack([cos, -sin / ar, tx], 1), torch.stack([sin * ar, cos, ty], 1)], 1)
+    return theta.float()
+
+
+def warp(x: torch.Tensor, theta: torch.Tensor, margin: int = 0,
+         padding_mode: str = "reflection") -> tuple[torch.Tensor, torch.Tensor]:
+    """Warp images by affine matrices and say which output pixels came from inside the image.
+
+    Args:
+        x: ``(N, C, H, W)`` float images.
+        theta: ``(N, 2, 3)`` matrices as from :func:`random_affine`.
+        margin: pixels to drop from the valid region's edge and from the frame's edge.
+        padding_mode: what ``grid_sample`` fills outside (``reflection`` keeps the input natural
+            for a net; the mask excludes those pixels from any comparison anyway).
+
+    Returns:
+        ``(warped, mask)``: the warped images and a ``(N, 1, H, W)`` float mask, 1 where the sample
+        point lies inside the source image by at least ``margin`` pixels and the pixel is at least
+        ``margin`` pixels from the frame's edge.
+
+    Shape:
+        x ``(N, C, H, W)``, theta ``(N, 2, 3)`` -> ``(N, C, H, W)``, ``(N, 1, H, W)``.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"warp expects (N, C, H, W), got shape {tuple(x.shape)}")
+    if theta.shape != (x.shape[0], 2, 3):
+        raise ValueError(f"theta must be ({x.shape[0]}, 2, 3), got {tuple(theta.shape)}")
+    n, _, h, w = x.shape
+    grid = F.affine_grid(theta.to(x.device, torch.float32), [n, 1, h, w], align_corners=False)
+    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+    # a sample point's pixel coordinates in the source: inside [margin, size-1-margin] is valid
+    px = (grid[..., 0] + 1.0) * w / 2.0 - 0.5
+    py = (grid[..., 1] + 1.0) * h / 2.0 - 0.5
+    eps = 1e-3
+    valid = (px >= margin - eps) & (px <= w - 1 - margin + eps) & (py >= margin - eps) & (py <= h - 1 - margin + eps)
+    if margin:  # the frame's own edge too: a net pads there, so its output is not shift-equivariant
+        valid[:, :margin] = False
+        valid[:, h - margin :] = False
+        valid[:, :, :margin] = False
+        valid[:, :, w - margin :] = False
+    return out.to(x.dtype), valid[:, None].to(x.dtype)
+
+
+def compound_temporal_loss(net_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                           reg: TemporalReg, generator: torch.Generator | None = None,
+                           theta: torch.Tensor | None = None) -> torch.Tensor:
+    """The compound regulariser: ``mean(mask * (N(W(x) + noise) - W(N(x)))**2)``.
+
+    Args:
+        net_fn: the net on images in [0, 1], returning its output in [0, 1] (the trainer's scaling).
+        x: ``(N, 3, H, W)`` training images in [0, 1].
+        y: ``net_fn(x)``, already computed by the trainer (gradients flow through both sides).
+        reg: strength of the random transforms and noise.
+        generator: optional RNG for the transforms and noise.
+        theta: fixed ``(N, 2, 3)`` transforms instead of random ones (tests, evaluation).
+
+    Returns:
+        A scalar: the masked mean squared difference (0 for a net that commutes with the warp).
+    """
+    n, _, h, w = x.shape
+    if theta is None:
+        theta = random_affine(n, h, w, reg, generator)
+    xw, _ = warp(x, theta, 0)
+    if reg.noise > 0:
+        noise = torch.randn(xw.shape, generator=generator).to(xw.device, xw.dtype) * reg.noise
+        xw = xw + noise
+    y2 = net_fn(xw).float()
+    yw, mask = warp(y.float(), theta, reg.margin)
+    denom = mask.sum() * y2.shape[1]
+    if denom.item() == 0:
+        log.warning("temporal regulariser: the warp left no valid pixel (image %dx%d); loss 0", w, h)
+        return y2.sum() * 0.0
+    return ((y2 - yw) ** 2 * mask).sum() / denom

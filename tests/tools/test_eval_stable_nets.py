@@ -1,0 +1,24 @@
+"""tools/eval_stable_nets.py: two shipped nets compared on one short clip, Sintel and the live source
+(the Sintel and live cases always run: slow)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_small_run(tool, tmp_path: Path, shared: Path, vgg16_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RTSTYLE_WEIGHTS", str(shared / "weights"))
+    out = tmp_path / "s.json"
+    assert tool("eval_stable_nets").main([
+        "--pair", "johnson.starry_night_lite=johnson.wave_lite", "--style", str(shared / "media/styles/wave.jpg"),
+        "--frames", "3", "--max-size", "96x72", "--loss-frames", "2", "--live-frames", "6", "--live-fps", "10",
+        "--timing-reps", "2", "--clips", "imageio_realshort.mp4", "--json", str(out)]) == 0
+    (pair,) = json.loads(out.read_text())["pairs"]
+    assert (pair["old"], pair["new"]) == ("johnson.starry_night_lite", "johnson.wave_lite")
+    clip = pair["cases"]["imageio_realshort.mp4"]
+    assert clip["we_old"] > 0 and clip["we_new"] > 0 and clip["we_ratio"] == clip["we_new"] / clip["we_old"]
+    assert {"sintel_easy_gt", "sintel_medium_gt", "sintel_hard_gt"} <= set(pair["cases"])
+    assert pair["time_per_frame_s"]["old"] > 0
