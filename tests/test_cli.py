@@ -394,6 +394,11 @@ def test_train_missing_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureF
         assert main(["-q", "train", "johnson", *argv, "--out", str(tmp_path / "run")]) == 1
         assert what in _one_error_line(capsys)
     assert not (tmp_path / "run").exists()
+    for argv, what in ((["--content", str(tmp_path / "nope"), "--styles", str(tmp_path)], "content folder not found"),
+                       (["--content", str(tmp_path), "--styles", str(tmp_path / "nope")], "style folder not found")):
+        assert main(["-q", "train", "linear", *argv, "--out", str(tmp_path / "run")]) == 1
+        assert what in _one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
 
 
 def test_help_is_fast_and_python_m_works() -> None:

@@ -46,8 +46,10 @@ _CONTENT_TAP = "relu4_1"
 class LinearTrainConfig:
     """Settings of ``rtstyle train linear``; every field with ``help`` metadata is a flag."""
 
-    content: str = field(metadata={"help": "folder of content photos (searched recursively)"})
-    styles: str = field(metadata={"help": "folder of style images (searched recursively: public_domain/, extra/ too)"})
+    content: str = field(metadata={"help": "folder of content photos (searched recursively)", "must_exist": "dir",
+                                   "what": "content folder"})
+    styles: str = field(metadata={"help": "folder of style images (searched recursively: public_domain/, extra/ too)",
+                                  "must_exist": "dir", "what": "style folder"})
     out: str = field(metadata={"help": "run folder (checkpoint, history, previews, the trained transform)"})
     name: str = field(default="linear.r31", metadata={"help": "model name written into the transform's spec"})
     vgg: str | None = field(default=None, metadata={"help": "VGG16 loss-network weights (default: resolved vgg16)"})
