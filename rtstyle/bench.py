@@ -16,7 +16,7 @@ import numpy as np
 
 from .image import to_image, to_tensor
 
-__all__ = ["psnr", "make_clip", "naive_loop", "pipeline_run", "inference_fps", "live_run", "run_bench"]
+__all__ = ["auto_backend", "inference_fps", "live_run", "make_clip", "naive_loop", "pipeline_run", "psnr", "run_bench"]
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,7 @@ def inference_fps(model: str, backend: str, precision: str, device: str, size: t
 def live_run(model: str, backend: str, precision: str, device: str, size: tuple[int, int], internal: int | None,
              seconds: float, fps: float = 30.0) -> dict[str, Any]:
     """Synthetic live source at ``size``/``fps`` -> stylizer -> null sink; fps and latency."""
-    from .io import SyntheticSource
-    from .io.null import NullSink
+    from .io import NullSink, SyntheticSource
     from .pipeline import Pipeline
     from .stylizer import Stylizer
 
@@ -152,6 +151,22 @@ def live_run(model: str, backend: str, precision: str, device: str, size: tuple[
     st.close()
     rep = pipe.report(internal_size=internal)
     return rep
+
+
+def auto_backend(device: str) -> str:
+    """The backend ``--backend auto`` runs on ``device``: on CUDA :func:`rtstyle.gpu.cuda_auto_backend`
+    (tensorrt > compiled > eager, precision ``auto`` then picking fp16), elsewhere
+    :func:`rtstyle.backends.resolve_backend`."""
+    from .stylizer import resolve_device
+
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        from .gpu import cuda_auto_backend
+
+        return cuda_auto_backend(str(dev))
+    from .backends import resolve_backend
+
+    return resolve_backend("auto", str(dev))
 
 
 def run_bench(model: str, backends: list[str], size: tuple[int, int] | int = (640, 480), frames: int = 30,
@@ -199,10 +214,9 @@ def run_bench(model: str, backends: list[str], size: tuple[int, int] | int = (64
                 "stages": r["stages"],
             }
     if live_seconds > 0:
-        from .backends import resolve_backend
-
-        rep["live"] = live_run(model, resolve_backend("auto", device), precision, device, (640, 480), live_size, live_seconds)
-        rep["live"]["backend"] = resolve_backend("auto", device)
+        live_backend = auto_backend(device)
+        rep["live"] = live_run(model, live_backend, precision, device, (640, 480), live_size, live_seconds)
+        rep["live"]["backend"] = live_backend
     if print_table:
         print(f"model {model}  frames {frames} at {size[0]}x{size[1]}  device {device}")
         print(f"naive loop (decode -> eager fp32 -> encode, 1 thread): {naive['fps']:.2f} fps")

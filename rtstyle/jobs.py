@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from .stylizer import Stylizer
@@ -378,7 +378,7 @@ def _warn_unapplied_swaps(pending: Sequence[Any], last: Any) -> None:
 def stylize_path(input: str | Path, output: str | Path, settings: StylizerSettings | None = None, *,
                  swap: str | None = None, max_frames: int | None = None, crf: int | None = None,
                  encoder_preset: str | None = None, overwrite: bool = False, report: Path | None = None,
-                 progress: bool = True) -> StylizeResult:
+                 progress: bool = True, on_done: Callable[[Stylizer], None] | None = None) -> StylizeResult:
     """Stylize one video, one image, or a batch of images (a folder or a glob).
 
     Args:
@@ -392,6 +392,8 @@ def stylize_path(input: str | Path, output: str | Path, settings: StylizerSettin
         overwrite: replace existing outputs (a batch redoes images whose output exists).
         report: write the JSON run report here.
         progress: show a progress bar.
+        on_done: called with the Stylizer after a run that finished, before it is closed (the
+            start-up path records its engine here: :func:`rtstyle.fastpath.recorder`).
 
     Raises:
         JobError: an output that would replace an input or an existing file, or that does not fit the input.
@@ -451,6 +453,8 @@ def stylize_path(input: str | Path, output: str | Path, settings: StylizerSettin
         pipe = Pipeline(src, stylizer, sinks, schedule=schedule, max_frames=max_frames, on_frame=on_frame)
         try:
             pipe.run()
+            if on_done is not None:
+                on_done(stylizer)
         finally:
             bar.close()
             stylizer.close()

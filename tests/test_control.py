@@ -8,7 +8,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -21,24 +20,13 @@ import pytest
 pytest.importorskip("aiohttp", reason="the control endpoint needs aiohttp (pip install 'rtstyle[control]')")
 
 from rtstyle.control import ControlServer  # noqa: E402
-from rtstyle.io import SyntheticSource  # noqa: E402
-from rtstyle.io.null import NullSink  # noqa: E402
+from rtstyle.io import NullSink, SyntheticSource  # noqa: E402
 from rtstyle.pipeline import Pipeline  # noqa: E402
 from rtstyle.stylizer import Stylizer  # noqa: E402
 
+from helpers import wait_for  # noqa: E402
+
 CYCLE = ["johnson.wave_lite", "johnson.starry_night_lite"]
-
-
-def wait_for(cond: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    """Poll ``cond`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.02)
 
 
 class Live:

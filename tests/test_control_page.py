@@ -6,10 +6,9 @@ import json
 import logging
 import os
 import tempfile
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +24,16 @@ pytest.importorskip("aiohttp", reason="the control endpoint needs aiohttp (pip i
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install 'rtstyle[test]')")
 
 from rtstyle.control import ControlServer  # noqa: E402
-from rtstyle.io import SyntheticSource  # noqa: E402
-from rtstyle.io.null import NullSink  # noqa: E402
+from rtstyle.io import NullSink, SyntheticSource  # noqa: E402
 from rtstyle.pipeline import Pipeline  # noqa: E402
 from rtstyle.stylizer import Stylizer  # noqa: E402
+
+from helpers import wait_for  # noqa: E402
 
 W, H = 128, 96
 # the browser must not reach anything but the page: no updates, sync or QUIC probes from a test
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def wait_for(cond: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.02)
 
 
 class Run:

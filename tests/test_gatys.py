@@ -12,7 +12,7 @@ from rtstyle.weights import WeightNotFoundError
 @pytest.fixture(scope="module")
 def meter() -> QualityMeter:
     try:
-        from rtstyle.training.vgg import load_vgg16
+        from rtstyle.nn import load_vgg16
 
         vgg = load_vgg16(taps=("relu1_2", "relu2_2", "relu3_3", "relu4_1", "relu4_3"))
     except WeightNotFoundError as e:
@@ -83,7 +83,7 @@ def test_bad_inputs(meter: QualityMeter, pair: tuple[np.ndarray, np.ndarray], tm
         gatys(c, s, vgg=vgg, steps=1, optimizer="sgd")
     with pytest.raises(ValueError, match="lr"):
         gatys(c, s, vgg=vgg, steps=1, lr=0.0)
-    from rtstyle.training.vgg import VGG16Features
+    from rtstyle.nn import VGG16Features
 
     with pytest.raises(ValueError, match="needs"):
         gatys(c, s, vgg=VGG16Features(taps=("relu1_2",)), steps=1)

@@ -80,8 +80,8 @@ def test_frame_size_change_and_swap_on_cuda(tiny_johnson: Path, content_photo: n
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_pipeline_uses_gpu_path(tiny_johnson: Path, content_photo: np.ndarray) -> None:
+    from rtstyle.io import NullSink
     from rtstyle.io.base import Source, SourceInfo
-    from rtstyle.io.null import NullSink
     from rtstyle.pipeline import Pipeline
 
     class Ten(Source):
@@ -118,6 +118,17 @@ def test_cuda_auto_backend_order(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(TensorRTBackend, "check_available", trt)
         monkeypatch.setattr(CompiledBackend, "check_available", compiled)
         assert gpu.cuda_auto_backend("cuda") == want
+
+
+def test_bench_live_run_picks_the_backend_auto_picks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live benchmark's backend on CUDA is :func:`cuda_auto_backend`'s; on the CPU, resolve_backend's."""
+    from rtstyle import bench, gpu, stylizer
+    from rtstyle.backends import resolve_backend
+
+    assert bench.auto_backend("cpu") == resolve_backend("auto", "cpu")
+    monkeypatch.setattr(stylizer, "resolve_device", lambda d: torch.device("cuda", 0))
+    monkeypatch.setattr(gpu, "cuda_auto_backend", lambda d: f"compiled on {d}")
+    assert bench.auto_backend("auto") == "compiled on cuda:0"
 
 
 def test_device_auto_resolves_to_what_is_there() -> None:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from rtstyle.frame import Frame
+from rtstyle.io import NullSink
 from rtstyle.io.base import Sink, Source, SourceInfo
-from rtstyle.io.null import NullSink
 from rtstyle.pipeline import Pipeline, ScheduledSwap, parse_schedule
 from rtstyle.stylizer import Stylizer
 

@@ -18,8 +18,8 @@ import torch
 from rtstyle.eval import LossWeights
 from rtstyle.host import detect_host
 from rtstyle.models.johnson import TransformerNet
-from rtstyle.training._loop import Amp, resolve_amp
 from rtstyle.nn import content_loss, gram, gram_style_loss, load_vgg16
+from rtstyle.training import Amp, resolve_amp
 
 
 def make_step(plan: Amp, vgg: torch.nn.Module, width: int, batch: int, size: int):

@@ -23,8 +23,7 @@ def rss_mb() -> float:
 
 def main(argv: list[str] | None = None) -> None:
     from rtstyle.cli import DEFAULT_MODEL
-    from rtstyle.io import SyntheticSource
-    from rtstyle.io.null import NullSink
+    from rtstyle.io import NullSink, SyntheticSource
     from rtstyle.pipeline import Pipeline
     from rtstyle.stylizer import Stylizer
 

@@ -22,8 +22,7 @@ import numpy as np
 
 from rtstyle import Pipeline, Stylizer
 from rtstyle.image import read_image, resize
-from rtstyle.io import SyntheticSource
-from rtstyle.io.null import NullSink
+from rtstyle.io import NullSink, SyntheticSource
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rtstyle import Pipeline, Stylizer
-from rtstyle.io import SyntheticSource
-from rtstyle.io.null import NullSink
+from rtstyle.io import NullSink, SyntheticSource
 
 
 def measure(model: str, switches: list[dict[str, Any]], backend: str, size: tuple[int, int], internal: int | None,

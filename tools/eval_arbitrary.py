@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from rtstyle.grid import save_grid
     from rtstyle.quality import QualityMeter
     from rtstyle.image import read_image
-    from rtstyle.training.vgg import load_vgg16
+    from rtstyle.nn import load_vgg16
 
     contents = args.contents or [SHARED / "media/photos/content" / n for n in DEFAULT_CONTENTS]
     styles = args.styles or held_out_paths(SHARED / "media/styles")

@@ -123,7 +123,7 @@ def synthetic_run(model: str, size: tuple[int, int], n: int, live: bool, fps: fl
 
 def _vgg():
     from rtstyle.temporal.metrics import STYLE_TAPS
-    from rtstyle.training.vgg import load_vgg16
+    from rtstyle.nn import load_vgg16
 
     return load_vgg16(str(SHARED / "weights" / "vgg16_imagenet_to_relu4_3.pth"), taps=STYLE_TAPS)
 
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=20, help="frames per clip")
     ap.add_argument("--max-size", type=_size, default=(320, 240))
     ap.add_argument("--loss-frames", type=int, default=5, help="frames per clip for the style/content loss")
-    ap.add_argument("--live-frames", type=int, default=40)
+    ap.add_argument("--live-frames", type=int, default=40, help="frames of the live synthetic run (0: skip it)")
     ap.add_argument("--live-fps", type=float, default=10.0, help="frame rate of the live synthetic source")
     ap.add_argument("--timing-reps", type=int, default=30)
     ap.add_argument("--clips", nargs="*", default=list(CLIPS))
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             row["we_ratio"] = row["we_new"] / row["we_old"]
             log.info("%s %s: %s", Path(new).name, name, {k: round(v, 6) for k, v in row.items()})
             entry["cases"][name] = row
-        for mode, live in (("live", True), ("unpaced", False)):
+        for mode, live in (("live", True), ("unpaced", False)) if args.live_frames > 0 else ():
             entry[f"synthetic_{mode}"] = {label: synthetic_run(m, args.max_size, args.live_frames, live, args.live_fps)
                                           for label, m in (("old", old), ("new", new))}
             log.info("%s synthetic %s: %s", Path(new).name, mode, entry[f"synthetic_{mode}"])
@@ -243,7 +243,7 @@ def _print(report: dict[str, Any]) -> None:
             ct = f"{100 * (r['content_new'] / r['content_old'] - 1):+.0f}%" if "content_new" in r else ""
             print(f"{name:<40}{r['motion_px']:>7.2f}{1e3 * r['input_we']:>9.2f}{1e3 * r['we_old']:>9.2f}"
                   f"{1e3 * r['we_new']:>9.2f}{r['we_ratio']:>7.2f}{st:>8}{ct:>9}")
-        for mode in ("live", "unpaced"):
+        for mode in ("live", "unpaced") if "synthetic_live" in e else ():
             s = e[f"synthetic_{mode}"]
             print(f"{'synthetic source, ' + mode:<40}{'':>7}{1e3 * s['old']['input_warping_error']:>9.2f}"
                   f"{1e3 * s['old']['warping_error']:>9.2f}{1e3 * s['new']['warping_error']:>9.2f}"

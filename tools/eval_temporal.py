@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rtstyle.temporal.evaluate import evaluate_temporal, load_frames
     from rtstyle.temporal.metrics import STYLE_TAPS
-    from rtstyle.training.vgg import load_vgg16
+    from rtstyle.nn import load_vgg16
 
     cases = {c.strip() for c in args.cases.split(",") if c.strip()}
     from dataclasses import replace

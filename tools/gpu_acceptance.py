@@ -3,10 +3,10 @@
 
 Stages (the same on ``--device cpu``, where the staged path runs on the stand-in scheduler):
 
-1. **parity** - for every family ``rtstyle models`` lists, the staged (double-buffered) path on the
-   device against the CPU Stylizer at eager fp32 on frames of the bundled sample clip: the lowest
-   PSNR over the frames. A family whose third-party weights are not under ``$RTSTYLE_WEIGHTS`` (or
-   the user cache) is skipped with the reason.
+1. **parity** - for every family ``rtstyle models`` lists (its case: :func:`rtstyle.models.family_examples`),
+   the staged (double-buffered) path on the device against the CPU Stylizer at eager fp32 on frames
+   of the bundled sample clip: the lowest PSNR over the frames. A family whose third-party weights
+   are not under ``$RTSTYLE_WEIGHTS`` (or the user cache) is skipped with the reason.
 2. **speed** - the default live model at 640x480, 1280x720 and 1920x1080 per engine (CUDA: eager
    fp16, compiled fp16 = torch.compile + CUDA graphs, tensorrt fp16 when torch-tensorrt imports;
    CPU: eager fp32, compiled fp32 unless ``--quick``): pure-inference fps (runner on a device
@@ -34,17 +34,6 @@ import numpy as np
 
 log = logging.getLogger("gpu_acceptance")
 
-# family -> the registered model its parity case runs (other families: their first registered model;
-# a style image when the spec needs one)
-FAMILIES: dict[str, str] = {
-    "johnson": "johnson.starry_night_lite",
-    "msgnet": "msgnet.lite",
-    "adain": "adain.vgg16",
-    "metanet": "metanet.lite",
-    "styleswap": "styleswap.r31",
-    "wct": "wct.r31",
-    "onnx": "onnx.multistyle26",
-}
 SPEED_MODEL = "johnson.starry_night_lite"
 SIZES = [(640, 480), (1280, 720), (1920, 1080)]
 
@@ -101,19 +90,17 @@ def run_staged(st: Any, frames: list[Any], device: str, depth: int = 2) -> list[
 def parity(device: str, quick: bool) -> dict[str, dict[str, Any]]:
     from rtstyle.backends import BackendUnavailableError
     from rtstyle.frame import Frame
-    from rtstyle.models import create_model, get_spec, list_models
+    from rtstyle.models import create_model, family_examples, get_spec
     from rtstyle.stylizer import Stylizer
     from rtstyle.weights import WeightNotFoundError
 
-    listed = sorted({n.split(".", 1)[0] for n in list_models()})
+    cases = family_examples()  # one registered model per family: a new family is covered at once
     size = (160, 96) if quick else (320, 192)
     images = sample_frames(4 if quick else 8, size)
     style = images[-1]
     frames = [Frame(img, i) for i, img in enumerate(images[:-1])]
     out: dict[str, dict[str, Any]] = {}
-    for family in listed:
-        # the preferred case, else the family's first registered model: a new family is covered at once
-        name = FAMILIES.get(family) or min(n for n in list_models() if n.split(".", 1)[0] == family)
+    for family, name in cases.items():
         styled = get_spec(name).needs_style_image
         entry: dict[str, Any] = {"model": name}
         t0 = time.perf_counter()

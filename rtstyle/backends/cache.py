@@ -31,6 +31,8 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from ..engine_dir import default_cache_dir
+
 __all__ = [
     "EngineCache",
     "EngineKey",
@@ -225,18 +227,6 @@ def engine_key(
 
 
 # --------------------------------------------------------------------------- cache
-
-def default_cache_dir() -> Path:
-    """``$RTSTYLE_ENGINES`` if set; else ``./engines`` when run from a checkout of the project (it
-    has ``engines/README.md``); else the user cache ``~/.cache/rtstyle/engines``."""
-    env = os.environ.get("RTSTYLE_ENGINES")
-    if env:
-        return Path(env)
-    if (Path("engines") / "README.md").is_file():
-        return Path("engines")
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "rtstyle" / "engines"
-
 
 class EngineCache:
     """Folder of built engines, one sub-folder per :class:`EngineKey`.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,12 +26,12 @@ from torch import nn
 
 from ..models._graph_runtime import RunsOnnxFile
 from .base import Backend, BackendOptions, BackendUnavailableError, Runner
-from .cache import EngineCache, ShapeLRU, device_name, engine_key
+from .cache import MANIFEST, EngineCache, EngineKey, ShapeLRU, device_name, engine_key
 from .export import (DEFAULT_OPSET, cached_onnx, check_example_inputs, example_like, export_key, input_shapes,
                      installed_version, require)
 from .graph_file import GraphFileRunner, ov_call
 
-__all__ = ["LazyCalibration", "OpenVINOBackend", "OpenVINORunner", "compile_ir", "module_ir", "ov_config",
+__all__ = ["LazyCalibration", "OpenVINOBackend", "OpenVINORunner", "compile_ir", "frame_ir", "module_ir", "ov_config",
            "quantize_ir"]
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,9 @@ class OpenVINORunner(Runner):
 
     device = torch.device("cpu")
 
-    def __init__(self, compiled: Any) -> None:
+    def __init__(self, compiled: Any, ir: Path | None = None) -> None:
         self.compiled = compiled
+        self.ir = ir  # the IR it was compiled from (the start-up path bakes the frame contract into it)
         self.request = compiled.create_infer_request()
         self.n_inputs = len(compiled.inputs)
 
@@ -251,7 +253,7 @@ class OpenVINOBackend(Backend):
             return self._prepare_file(model, ex, core, cache, ov_device, cfg)
         if dynamic:
             ir = self._ir(model, ex, cache, True, ov_device)
-            runner: Runner = OpenVINORunner(self._compile(core, ir, ov_device, cfg))
+            runner: Runner = OpenVINORunner(self._compile(core, ir, ov_device, cfg), ir)
         else:
             frozen = copy.deepcopy(model).cpu().eval()  # later rebuilds must see today's weights
             styles = tuple(t.detach().cpu() for t in ex[1:])
@@ -398,3 +400,111 @@ def compile_ir(ir: Path, ov_device: str = "CPU") -> Any:
     which rounds statistics and, without AMX, runs slower."""
     core = _import_ov().Core()
     return core.compile_model(core.read_model(str(ir)), ov_device, ov_config("fp32"))
+
+
+# --------------------------------------------------------------------------- the frame contract baked in
+
+FRAME_FORMAT = "rtstyle.frame-ir/2"  # bump when the baked steps change: old entries are then not found
+
+
+def frame_ir(ir: Path, spec: Any, cache: EngineCache | None = None) -> tuple[Path, Path]:
+    """``ir`` as two IRs that take and return uint8 RGB frames, the model's input and output contract
+    (:class:`~rtstyle.models.ModelSpec`: colour order, input/output range, mean/std) added by OpenVINO's
+    ``PrePostProcessor`` as :func:`rtstyle.contract.to_model_input` and
+    :func:`~rtstyle.contract.from_model_output` apply them (clamp to 0..255, round half up).
+
+    ``model.xml``: ``(1, H, W, 3)`` uint8 -> the net's float output ``(1, 3, H, W)``, compiled at the
+    run's precision; ``post.xml``: that output -> ``(1, H, W, 3)`` uint8, compiled in f32. Two models,
+    because OpenVINO keeps a bf16 net's last layer in f32 only when it is the graph's output: with the
+    rounding appended it stores that layer in bf16 (a step of 1.0 at 128..255), and one pixel in six came
+    out one level off. H and W are as dynamic as ``ir``'s. Padding to the size multiple and resizing are
+    not in it: its caller (:mod:`rtstyle.fastpath`) takes frames that need neither. Cached under
+    ``openvino-frames/`` by the source entry's digest and the contract.
+
+    Returns:
+        The ``model.xml`` and ``post.xml`` paths.
+    """
+    ov = _import_ov()
+    cache = cache or EngineCache()
+    source = json.loads((ir.parent / MANIFEST).read_text())
+    contract = {"color_order": spec.color_order, "input_range": list(spec.input_range),
+                "output_range": list(spec.output_range), "mean": spec.mean and list(spec.mean),
+                "std": spec.std and list(spec.std), "output_normalised": bool(spec.extra.get("output_normalised", False))}
+    key = EngineKey(model=str(spec.name), weights=str(source["digest"]), shapes="1x?x?x3 u8",
+                    precision=str(source["key"]["precision"]), backend="openvino-frames",
+                    backend_version=f"openvino-{ov.get_version()}", device="any",
+                    settings=tuple(sorted({"format": FRAME_FORMAT, "source": str(ir.parent.name),
+                                           "contract": json.dumps(contract, sort_keys=True)}.items())))
+
+    def build(folder: Path) -> None:
+        net = ov.Core().read_model(str(ir))
+        ov.save_model(_with_input_contract(ov, net, spec), str(folder / IR_FILE), compress_to_fp16=False)
+        ov.save_model(_output_contract(ov, net, spec), str(folder / POST_FILE), compress_to_fp16=False)
+
+    folder = cache.put(key, build)
+    return folder / IR_FILE, folder / POST_FILE
+
+
+POST_FILE = "post.xml"
+
+
+def _output(x: Any) -> Any:
+    """A custom PrePostProcessor step returns an output, not a node."""
+    return x.output(0) if hasattr(x, "get_output_size") else x
+
+
+def _channels(values: Sequence[float]) -> Any:
+    from openvino import opset13 as ops
+
+    return ops.constant(np.asarray(values, np.float32).reshape(1, 3, 1, 1))
+
+
+def _with_input_contract(ov: Any, m: Any, spec: Any) -> Any:
+    from openvino import opset13 as ops
+    from openvino.preprocess import PrePostProcessor
+
+    ppp = PrePostProcessor(m)
+    inp = ppp.input(0)
+    inp.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    inp.model().set_layout(ov.Layout("NCHW"))
+
+    def pre(node: Any) -> Any:  # to_model_input: colour order, input range, mean/std
+        x = node
+        if spec.color_order == "BGR":
+            x = ops.gather(x, ops.constant(np.array([2, 1, 0], np.int64)), ops.constant(np.int64(1)))
+        lo, hi = spec.input_range
+        if (lo, hi) != (0.0, 255.0):
+            x = ops.add(ops.multiply(x, ops.constant(np.float32((hi - lo) / 255.0))), ops.constant(np.float32(lo)))
+        if spec.mean is not None:
+            x = ops.divide(ops.subtract(x, _channels(spec.mean)), _channels(spec.std or (1.0, 1.0, 1.0)))
+        return _output(x)
+
+    inp.preprocess().convert_element_type(ov.Type.f32).convert_layout(ov.Layout("NCHW")).custom(pre)
+    return ppp.build()
+
+
+def _output_contract(ov: Any, net: Any, spec: Any) -> Any:
+    """The model of the output contract alone: the net's float output in, uint8 RGB NHWC out."""
+    from openvino import opset13 as ops
+    from openvino.preprocess import PrePostProcessor
+
+    shape = net.output(0).get_partial_shape()
+    x = ops.parameter(shape, ov.Type.f32, name="stylized")
+    ppp = PrePostProcessor(ov.Model([ops.result(x)], [x], "output_contract"))
+    out = ppp.output(0)
+    out.model().set_layout(ov.Layout("NCHW"))
+    out.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+
+    def post(node: Any) -> Any:  # from_model_output and to_uint8: clamp, round half up
+        y = node
+        lo, hi = spec.output_range
+        if spec.mean is not None and spec.extra.get("output_normalised", False):
+            y = ops.add(ops.multiply(y, _channels(spec.std or (1.0, 1.0, 1.0))), _channels(spec.mean))
+        if (lo, hi) != (0.0, 255.0):
+            y = ops.multiply(ops.subtract(y, ops.constant(np.float32(lo))), ops.constant(np.float32(255.0 / (hi - lo))))
+        if spec.color_order == "BGR":
+            y = ops.gather(y, ops.constant(np.array([2, 1, 0], np.int64)), ops.constant(np.int64(1)))
+        return _output(ops.floor(ops.add(ops.clamp(y, 0.0, 255.0), ops.constant(np.float32(0.5)))))
+
+    out.postprocess().custom(post).convert_layout(ov.Layout("NHWC")).convert_element_type(ov.Type.u8)
+    return ppp.build()

@@ -49,15 +49,26 @@ def add_parser(sub: Any) -> None:
 def cmd_stylize(args: argparse.Namespace) -> int:
     """Stylise one video, one image, or a batch of images (folder or glob) with
     :func:`rtstyle.jobs.stylize_path`; a batch names its unreadable images (exit 1)."""
+    from .. import fastpath
     from ..jobs import stylize_path
 
     if args.stable:
         _apply_stable_preset(args)
     if args.ray is not None:
         return _stylize_on_ray(args)
-    res = stylize_path(args.input, args.output, stylizer_settings(args, args.model or default_model()), swap=args.swap,
+    settings = stylizer_settings(args, args.model or default_model())
+    # a plain photo with a cached engine: OpenVINO without torch (rtstyle/fastpath.py)
+    plain = fastpath.plain_request(settings, str(args.input), str(args.output), swap=args.swap,
+                                   max_frames=args.max_frames, report=args.report)
+    if plain is not None:
+        fast = fastpath.stylize_cached(plain, str(args.input), str(args.output), overwrite=args.overwrite)
+        if fast is not None:
+            _print_batch_summary(args.quiet, str(args.output), fast.batch, frames=1, rep={"wall_s": fast.wall_s})
+            return 0
+    res = stylize_path(args.input, args.output, settings, swap=args.swap,
                        max_frames=args.max_frames, crf=args.crf, encoder_preset=args.encoder_preset,
-                       overwrite=args.overwrite, report=args.report, progress=not args.quiet)
+                       overwrite=args.overwrite, report=args.report, progress=not args.quiet,
+                       on_done=fastpath.recorder(plain))
     if res.batch is not None:
         _print_batch_summary(args.quiet, res.output, res.batch, frames=res.frames, rep=res.report)
         return _report_unreadable(res.batch)

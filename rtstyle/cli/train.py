@@ -149,8 +149,12 @@ def flag_fields(config: type) -> list[tuple[str, dataclasses.Field, Any, bool]]:
     import dataclasses
 
     hints = typing.get_type_hints(config)
+    own = set(vars(config).get("__annotations__", {}))
+    # the config's own fields first (its inputs and outputs lead --help), then those of mixins such as
+    # rtstyle.training.temporal.TemporalOptions, which dataclasses lists first
+    ordered = sorted(dataclasses.fields(config), key=lambda f: f.name not in own)
     out = []
-    for f in dataclasses.fields(config):
+    for f in ordered:
         if "help" not in f.metadata:
             continue
         base, is_tuple = _unwrap(hints[f.name])

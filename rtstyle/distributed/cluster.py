@@ -5,6 +5,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from .errors import RayUnavailableError
@@ -29,6 +30,12 @@ def import_ray() -> Any:
     return ray
 
 
+def _absolute(value: str) -> str:
+    """A relative path setting made absolute: a joined cluster's workers do not start in our folder."""
+    p = Path(value)
+    return str(p.absolute()) if value and not p.is_absolute() and p.exists() else value
+
+
 @contextmanager
 def connect(address: str | None = "local", *, num_cpus: int | None = None,
             env: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
@@ -49,7 +56,7 @@ def connect(address: str | None = "local", *, num_cpus: int | None = None,
         RayUnavailableError: Ray is missing or the cluster cannot be reached.
     """
     ray = import_ray()
-    env_vars = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
+    env_vars = {k: _absolute(os.environ[k]) for k in _FORWARDED_ENV if k in os.environ}
     env_vars.update(env or {})
     started = False
     owned = not ray.is_initialized()
@@ -59,12 +66,19 @@ def connect(address: str | None = "local", *, num_cpus: int | None = None,
             kw["runtime_env"] = {"env_vars": env_vars}
         try:
             if address in (None, "", "local"):
-                ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **kw)
+                # "local", not None: a RAY_ADDRESS in the environment must not turn this into a join
+                ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **kw)
             else:
                 ray.init(address=address, **kw)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            where = "start a local Ray cluster" if address in (None, "", "local") else f"connect to Ray at {address}"
-            raise RayUnavailableError(f"cannot {where}: {' '.join(str(e).split())[:200]}") from None
+            local = address in (None, "", "local")
+            where = "start a local Ray cluster" if local else f"connect to Ray at {address}"
+            hint = ""
+            if not local and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+                # Ray sends its token (RAY_AUTH_TOKEN or ~/.ray/auth_token) to an explicit address only
+                # when asked; without it a token-auth cluster refuses the driver with a bare "failed to connect"
+                hint = " (if the cluster uses token authentication, set RAY_AUTH_MODE=token)"
+            raise RayUnavailableError(f"cannot {where}: {' '.join(str(e).split())[:200]}{hint}") from None
         started = address in (None, "", "local")
     try:
         res = ray.cluster_resources()

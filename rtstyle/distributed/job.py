@@ -149,7 +149,7 @@ def run_batch(
         check_paths(job.input, job.output)
     for job in jobs:
         try:
-            job.probe = probe_video(job.input)
+            job.probe = probe_video(job.input.absolute())  # workers may not start in this folder
         except Exception as e:  # noqa: BLE001 - named in the summary; the other files go on
             if not many:
                 raise
@@ -257,7 +257,8 @@ def _submit(job: _FileJob, many: bool, opts: BatchOptions, schedule: list, recip
     chunks = [] if many else plan_chunks(job.probe, opts.chunk_seconds, warmup_frames=warmup,
                                          max_frames=opts.max_frames, cuts=cuts)
     if len(chunks) <= 1:  # one task writes the file exactly as one process does
-        ref = file_fn.remote(FileTask(job.input.name, str(job.input), str(job.output)), recipe_ref, opts_ref, actor)
+        task = FileTask(job.input.name, str(job.input.absolute()), str(job.output.absolute()))
+        ref = file_fn.remote(task, recipe_ref, opts_ref, actor)
         job.refs[ref] = job.input.name
         return
     job.chunks = chunks
@@ -269,7 +270,8 @@ def _submit(job: _FileJob, many: bool, opts: BatchOptions, schedule: list, recip
         part = job.chunk_dir / f"chunk_{c.index:04d}{job.output.suffix}"
         job.parts[c.index] = part
         key = _chunk_key(job, c)
-        ref = chunk_fn.remote(ChunkTask(key, c, str(part), past, inside), probe_ref, recipe_ref, opts_ref, actor)
+        ref = chunk_fn.remote(ChunkTask(key, c, str(part.absolute()), past, inside), probe_ref, recipe_ref, opts_ref,
+                              actor)
         job.refs[ref] = key
 
 
@@ -390,7 +392,8 @@ def _finish(report: dict[str, Any], jobs: list[_FileJob], t_start: float, attemp
     report["failed"] = [{"input": str(j.input), "output": str(j.output), "error": j.error} for j in jobs
                         if j.status == "failed"]
     report["files"] = [{"input": str(j.input), "output": str(j.output), "status": j.status, "frames": j.expected,
-                        "chunks": len(j.chunks), "wall_s": round(j.wall_s, 3)} for j in jobs]
+                        "chunks": len(j.chunks), "wall_s": round(j.wall_s, 3),
+                        "pids": sorted({r["pid"] for r in j.results.values() if "pid" in r})} for j in jobs]
     report["wall_s"] = round(wall, 3)
     report["fps"] = round(report["frames_out"] / wall, 3) if wall > 0 else 0.0
     return report

@@ -1,5 +1,5 @@
 """Sources (camera, video files and streams, images, a synthetic pattern) and sinks (video files,
-images, a preview window, a virtual camera, network streams).
+images, a preview window, a virtual camera, network streams, a null sink for benchmarks).
 
 :func:`open_source` and :func:`open_sink` turn the strings a user types (``cam:0``, ``in.mp4``,
 ``udp://127.0.0.1:5000``, ``window`` ...) into the right class. Heavy dependencies (PyAV, OpenCV,
@@ -18,6 +18,7 @@ from ..image import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VIDEO_INPUT_EXTENSIONS
 from .base import Controls, IOErrorBase, LatestFrameSlot, Sink, SinkError, Source, SourceError, SourceInfo
 from .camera import CameraSource
 from .images import ImageSink, ImageSource
+from .null import NullSink
 from .reconnect import ReconnectingSource
 from .stream import StreamSink
 from .synthetic import SyntheticSource
@@ -35,6 +36,7 @@ __all__ = [
     "ImageSink",
     "ImageSource",
     "LatestFrameSlot",
+    "NullSink",
     "ReconnectingSource",
     "Sink",
     "SinkError",

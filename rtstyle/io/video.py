@@ -425,6 +425,10 @@ class VideoFileSink(Sink):
         av = import_av(SinkError)
         try:
             container_options = {"movflags": "+faststart"} if self._format in ("mp4", "mov") else {}
+            if container_options and self.time_base.numerator == 1:
+                # the edit list that places a first frame after 0 (a chunk's) counts in the movie
+                # timescale, 1/1000 s by default: in the stream's unit it keeps that time exactly
+                container_options["movie_timescale"] = str(self.time_base.denominator)
             self._container = av.open(
                 str(self.temp_path), mode="w", format=self._format, container_options=container_options
             )

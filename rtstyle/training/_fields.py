@@ -12,7 +12,8 @@ from typing import Any
 __all__ = ["amp_field", "checkpoint_every_field", "device_field", "preview_every_field", "preview_field", "report_field",
            "seed_field", "vgg_field"]
 
-_AMP_HELP = ("mixed precision (default auto: bf16 + channels-last on a CPU with AMX, fp32 on other CPUs, "
+_AMP_HELP = ("mixed precision (default auto: bf16 + channels-last on a CPU with bf16 in hardware (AMX or "
+             "AVX512_BF16), fp32 on other CPUs, "
              "bf16/fp16 on CUDA; off = fp32)")
 
 

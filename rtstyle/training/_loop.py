@@ -97,8 +97,9 @@ class Amp:
 
 
 def resolve_amp(amp: str, device: torch.device | str, host: Any = None, *, channels_last: bool | None = None) -> Amp:
-    """``--amp``: ``auto`` is bf16 autocast with channels-last on a CPU with AMX (bf16 tiles the OS
-    lets this process use), fp32 on other CPUs (bf16 is emulated there, and measured slower than fp32),
+    """``--amp``: ``auto`` is bf16 autocast with channels-last on a CPU with bf16 in hardware (AMX tiles
+    the OS lets this process use, or AVX512_BF16), fp32 on other CPUs (bf16 is emulated there, and
+    measured slower than fp32; docs/benchmarks.md has the step times per host kind),
     bf16 on a CUDA GPU that has it, else fp16 (with a gradient scaler). By default autocast runs
     channels-last and fp32 on the CPU NCHW; ``channels_last`` True/False is the trainer's own choice. ``fp32``/``bf16``/``fp16`` force
     a mode (``off`` is ``fp32``, for configs written before the choice existed).
@@ -118,9 +119,10 @@ def resolve_amp(amp: str, device: torch.device | str, host: Any = None, *, chann
             from ..host import detect_host
 
             h = host or detect_host()
-            mode = "bf16" if h.amx_bf16 else "fp32"
+            mode = "bf16" if h.native_bf16 else "fp32"
+            how = "bf16 with AMX" if h.amx_bf16 else "bf16 with AVX512_BF16"
             reason = f"auto on {h.describe().split(' (')[0]}: " + (
-                "bf16 with AMX" if mode == "bf16" else "fp32 (bf16 without AMX is emulated and slower)")
+                how if mode == "bf16" else "fp32 (bf16 without AMX or AVX512_BF16 is emulated and slower)")
     else:
         reason = "as requested"
     if mode == "fp16" and dev.type != "cuda":

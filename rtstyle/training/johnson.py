@@ -20,7 +20,7 @@ from ._loop import (Checkpointer, StepTimer, command_line, optimise, pick_device
 from ._fields import (amp_field, checkpoint_every_field, device_field, preview_every_field, preview_field,
                       report_field, seed_field, vgg_field)
 from .data import ImageFolder
-from .temporal import TemporalReg, compound_temporal_loss
+from .temporal import TemporalOptions, TemporalTerm
 
 __all__ = ["JohnsonTrainConfig", "train_johnson"]
 
@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class JohnsonTrainConfig:
-    """Settings of ``rtstyle train johnson``; every field is a CLI flag."""
+class JohnsonTrainConfig(TemporalOptions):
+    """Settings of ``rtstyle train johnson``; every field is a CLI flag (the ``temporal_*`` ones from
+    :class:`~rtstyle.training.temporal.TemporalOptions`)."""
 
     style: str = field(metadata={"help": "style image to train on", "must_exist": "file", "what": "style image"})
     data: str = field(metadata={"help": "folder of content photos", "must_exist": "dir", "what": "data folder"})
@@ -46,13 +47,6 @@ class JohnsonTrainConfig:
     content_weight: float = field(default=1e5, metadata={"help": "content loss weight (relu2_2)"})
     style_weight: float = field(default=1e10, metadata={"help": "Gram style loss weight"})
     tv_weight: float = field(default=0.0, metadata={"help": "total-variation loss weight"})
-    temporal_weight: float = field(default=0.0, metadata={"help": "weight of the compound temporal regulariser "
-                                   "(Wang et al. 2020): N(W(x)+noise) = W(N(x)) for small random affine warps W; 0 = off"})
-    temporal_shift: float = field(default=4.0, metadata={"help": "temporal regulariser: largest shift, pixels"})
-    temporal_rotate: float = field(default=1.0, metadata={"help": "temporal regulariser: largest rotation, degrees"})
-    temporal_zoom: float = field(default=0.02, metadata={"help": "temporal regulariser: largest relative zoom"})
-    temporal_noise: float = field(default=0.01, metadata={"help": "temporal regulariser: std of the Gaussian noise "
-                                  "added to the warped input (pixels in [0, 1])"})
     init_from: str | None = field(default=None, metadata={"help": "start from a trained Johnson net of the same "
                                   "--width/--n-res (registry name such as johnson.wave_lite, or a weights file); "
                                   "a checkpoint in --out still wins"})
@@ -100,8 +94,7 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
     net = amp.module(TransformerNet(cfg.width, cfg.n_res).to(dev))
     if cfg.init_from:
         _init_from(net, cfg.init_from, cfg.width, cfg.n_res)
-    treg = TemporalReg(cfg.temporal_shift, cfg.temporal_rotate, cfg.temporal_zoom, cfg.temporal_noise)
-    tgen = torch.Generator().manual_seed(cfg.seed + 1)
+    temporal = TemporalTerm(cfg, cfg.seed)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     step = ck.resume({"model": net, "optim": opt}, dev)
     if step:
@@ -131,16 +124,8 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
         lc = cfg.content_weight * content_loss(fy["relu2_2"], fx["relu2_2"])
         ls = cfg.style_weight * gram_style_loss(fy, style_grams)
         lt = cfg.tv_weight * tv_loss(y.float() * 255.0)
-        total = lc + ls + lt
         losses: dict[str, float] = {}
-        if cfg.temporal_weight > 0:
-            def net01(z: torch.Tensor) -> torch.Tensor:
-                with amp.autocast():
-                    return net(amp.batch(z) * 255.0) / 255.0
-
-            ltmp = cfg.temporal_weight * compound_temporal_loss(net01, x.float(), y, treg, tgen)
-            total = total + ltmp
-            losses["temporal"] = ltmp.item()
+        total = temporal.add(lc + ls + lt, losses, net, x, y, amp)
         if not optimise(opt, total, amp):
             log.warning("non-finite loss at step %d: skipped", step)
             return None
@@ -164,7 +149,7 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
         size_multiple=4,
         licence=cfg.licence,
         weights=weights_name,
-        extra={
+        extra=cfg.record_temporal({
             "architecture": {"width": cfg.width, "n_res": cfg.n_res},
             "style_image": Path(cfg.style).name,
             "training_command": cfg.command,
@@ -172,16 +157,10 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
             "batch": cfg.batch,
             "size": cfg.size,
             "style_size": cfg.style_size,
-            "weights": {"content": cfg.content_weight, "style": cfg.style_weight, "tv": cfg.tv_weight,
-                        "temporal": cfg.temporal_weight},
-            "temporal_regulariser": ({"method": "compound (Wang et al. 2020): N(W(x)+noise) = W(N(x))",
-                                      "weight": cfg.temporal_weight, "shift_px": cfg.temporal_shift,
-                                      "rotate_deg": cfg.temporal_rotate, "zoom": cfg.temporal_zoom,
-                                      "noise_std": cfg.temporal_noise, "mask_margin_px": treg.margin}
-                                     if cfg.temporal_weight > 0 else None),
+            "weights": {"content": cfg.content_weight, "style": cfg.style_weight, "tv": cfg.tv_weight},
             "initialised_from": cfg.init_from,
             "train_seconds_this_run": round(time.perf_counter() - t0, 1),
-        },
+        }),
     )
     path = save_rtstyle_weights(net.cpu(), spec, out / weights_name)
     ck.save_history()

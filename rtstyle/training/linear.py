@@ -7,6 +7,10 @@ losses at relu1_2, relu2_2, relu3_3, relu4_3) and the content crop (content loss
 the transform's ``compress`` / ``unzip`` convolutions train; they start from the principal subspace
 of real content and style features, so step 0 is already a working (low-rank) whitening/colouring.
 
+Under ``--amp bf16`` (the default ``auto`` on a CPU with bf16 in hardware) the frozen encoder,
+decoder and loss network run in bf16 autocast and channels-last; the transform (covariances and
+Newton-Schulz square roots) always runs in fp32, outside autocast.
+
 Each loss is divided by its value on a fixed probe batch before training (the VGG16 file's
 activation scale then does not matter), and weighted by ``content_weight`` / ``gram_weight`` /
 ``meanstd_weight``.
@@ -29,11 +33,12 @@ from ..eval.arbitrary import HELD_OUT_STYLES
 from ..models.linear import LinearTransform, base_spec, save_transform
 from ..models.lst import load_decoder, load_encoder
 from ..weights import resolve_weight, sha256_file
-from ._loop import Checkpointer, StepTimer, command_line, loss_postfix, optimise, pick_device, run_steps, save_preview_row
+from ._loop import (Amp, Checkpointer, StepTimer, command_line, loss_postfix, optimise, pick_device, resolve_amp,
+                    run_steps, save_preview_row, write_train_report)
 from .data import ImageFolder
 from ..nn.losses import content_loss, gram, meanstd_style_loss
 from ..nn.vgg import STYLE_LAYERS, load_vgg16
-from ._fields import device_field, seed_field
+from ._fields import amp_field, device_field, report_field, seed_field
 
 __all__ = ["LinearTrainConfig", "train_linear", "training_styles"]
 
@@ -73,6 +78,8 @@ class LinearTrainConfig:
     preview_every: int = field(default=100, metadata={"help": "write a preview every N steps (0: only at the end)"})
     seed: int = seed_field()
     device: str = device_field()
+    amp: str = amp_field()
+    report: str | None = report_field()
     command: str = field(default_factory=command_line)  # recorded in the weights; not a flag
 
 
@@ -100,9 +107,11 @@ def train_linear(cfg: LinearTrainConfig, progress: bool = True) -> Path:
     out = Path(cfg.out)
     enc_file = resolve_weight("lst/vgg_r31", explicit=cfg.encoder)
     dec_file = resolve_weight("lst/dec_r31", explicit=cfg.decoder)
-    enc = load_encoder(31, enc_file).to(dev)
-    dec = load_decoder(31, dec_file).to(dev)
-    vgg = load_vgg16(cfg.vgg, taps=(*STYLE_LAYERS, _CONTENT_TAP)).to(dev)
+    amp = resolve_amp(cfg.amp, dev)
+    log.info("mixed precision: %s, channels-last %s (%s)", amp.mode, amp.channels_last, amp.reason)
+    enc = amp.module(load_encoder(31, enc_file).to(dev))
+    dec = amp.module(load_decoder(31, dec_file).to(dev))
+    vgg = amp.module(load_vgg16(cfg.vgg, taps=(*STYLE_LAYERS, _CONTENT_TAP)).to(dev))
     content = ImageFolder(cfg.content, cfg.size, seed=cfg.seed)
     style_files = training_styles(cfg.styles, cfg.exclude)
     styles = ImageFolder(cfg.styles, cfg.size, short_side=2 * cfg.size, seed=cfg.seed + 1, exclude=cfg.exclude)
@@ -116,7 +125,9 @@ def train_linear(cfg: LinearTrainConfig, progress: bool = True) -> Path:
     with torch.no_grad():
         pc = content.batch(max(cfg.batch, cfg.pca_images // 2)).to(dev)
         ps = styles.batch(max(cfg.batch, cfg.pca_images // 2)).to(dev)
-        tr.init_pca(torch.cat([enc(pc), enc(ps)]))
+        with amp.autocast():
+            feats = torch.cat([enc(amp.batch(pc)), enc(amp.batch(ps))])
+        tr.init_pca(feats.float())
     opt = torch.optim.Adam(tr.parameters(), lr=cfg.lr)
     ck = Checkpointer(out, cfg, ("k", "iters", "ridge"))
     step = ck.resume({"model": tr, "optim": opt}, dev)
@@ -124,13 +135,15 @@ def train_linear(cfg: LinearTrainConfig, progress: bool = True) -> Path:
     styles.rng = np.random.default_rng(cfg.seed + 1 + step)
 
     def losses(c: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        with torch.no_grad():
+        c, s = amp.batch(c), amp.batch(s)
+        with torch.no_grad(), amp.autocast():
             fc, fs = enc(c), enc(s)
             tc, ts = vgg(c), vgg(s)
-            g_t = {k: gram(ts[k]) for k in STYLE_LAYERS}
-        mean, color = tr.style_side(fs)
-        y = dec(tr(fc, mean, color))
-        ty = vgg(y.clamp(0.0, 1.0))
+        g_t = {k: gram(ts[k]) for k in STYLE_LAYERS}
+        t = _transform(tr, amp, fc, fs)
+        with amp.autocast():
+            y = dec(amp.batch(t))
+            ty = vgg(y.clamp(0.0, 1.0))
         lc = content_loss(ty[_CONTENT_TAP], tc[_CONTENT_TAP])
         lg = sum(_gram_pair_loss(ty[k], g_t[k]) for k in STYLE_LAYERS)
         lm = meanstd_style_loss({k: ty[k] for k in STYLE_LAYERS}, {k: ts[k] for k in STYLE_LAYERS})
@@ -145,9 +158,12 @@ def train_linear(cfg: LinearTrainConfig, progress: bool = True) -> Path:
 
     def preview(step: int) -> None:
         with torch.no_grad():
-            mean, color = tr.style_side(enc(preview_s))
-            y = dec(tr(enc(preview_c), mean, color)).clamp(0, 1)
-        save_preview_row(out / f"preview_{step:06d}.jpg", [preview_c, preview_s, y])
+            with amp.autocast():
+                fc, fs = enc(amp.batch(preview_c)), enc(amp.batch(preview_s))
+            t = _transform(tr, amp, fc, fs)
+            with amp.autocast():
+                y = dec(amp.batch(t)).float().clamp(0, 1)
+        save_preview_row(out / f"preview_{step:06d}.jpg", [preview_c, preview_s, y.contiguous()])
 
     skipped = 0
 
@@ -158,7 +174,7 @@ def train_linear(cfg: LinearTrainConfig, progress: bool = True) -> Path:
         lc, lg, lm, _ = losses(c, s)
         lc_n, lg_n, lm_n = lc / norm["content"], lg / norm["gram"], lm / norm["meanstd"]
         total = cfg.content_weight * lc_n + cfg.gram_weight * lg_n + cfg.meanstd_weight * lm_n
-        if not optimise(opt, total, None):
+        if not optimise(opt, total, amp):
             skipped += 1
             log.warning("non-finite loss at step %d: batch skipped (%d so far)", step, skipped)
             return None
@@ -166,10 +182,13 @@ def train_linear(cfg: LinearTrainConfig, progress: bool = True) -> Path:
 
     t0 = time.perf_counter()
     tr.train()
-    timer = StepTimer()
+    start, timer = step, StepTimer()
     step = run_steps(cfg, train_step, start=step, ck=ck, modules={"model": tr, "optim": opt}, preview=preview,
                      desc=f"train {cfg.name}", progress=progress,
                      postfix=lambda v: loss_postfix(v, ("content", "gram", "meanstd")), logger=log, timer=timer)
+    if cfg.report:
+        write_train_report(cfg.report, family="linear", amp=amp, timer=timer, start=start, end=step,
+                           batch=cfg.batch, size=cfg.size, k=cfg.k)
     spec = base_spec()
     meta = {
         "name": cfg.name,
@@ -183,10 +202,19 @@ def train_linear(cfg: LinearTrainConfig, progress: bool = True) -> Path:
         "step_s_median": f"{timer.median_after_warmup() or 0:.3f}",
         "train_seconds_this_run": f"{time.perf_counter() - t0:.1f}",
         "skipped_batches": str(skipped),
+        "amp": amp.mode,
     }
     path = save_transform(tr.cpu().eval(), out / "linear_r31.safetensors", meta)
     log.info("wrote %s", path)
     return path
+
+
+def _transform(tr: LinearTransform, amp: Amp, fc: torch.Tensor, fs: torch.Tensor) -> torch.Tensor:
+    """The transform on (possibly bf16) features, in fp32 outside autocast: the covariances and their
+    Newton-Schulz square roots lose too much in bf16."""
+    with torch.autocast(fc.device.type, enabled=False):
+        mean, color = tr.style_side(fs.float())
+        return tr(fc.float().contiguous(), mean, color)
 
 
 def _gram_pair_loss(f: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,8 @@ so its longer side is ``style_size``) changes every ``style_every`` steps, as in
 style's VGG16 mean/std features go through the meta network, the generated transform net stylises the
 batch (differentiably, :meth:`~rtstyle.models.metanet.MetaNet.stylize`), and the loss is the VGG16
 perceptual loss: content at relu2_2, Gram style loss at relu1_2, relu2_2, relu3_3, relu4_3 against
-that style crop, optional total variation. Adam (AdamW: decay on the heads only, see below);
+that style crop, optional total variation, optional compound temporal regulariser of the generated net
+(``temporal_weight``, :mod:`.temporal`). Adam (AdamW: decay on the heads only, see below);
 resumable checkpoints (``<out>/checkpoint.pt``; rerun the command to resume).
 
 Options beyond the paper: ``init_from`` a trained Johnson net (every generated net starts as it) or a
@@ -56,6 +57,7 @@ from ._loop import (Checkpointer, StepTimer, command_line, pick_device, resolve_
 from ._fields import (amp_field, checkpoint_every_field, device_field, preview_every_field, preview_field,
                       report_field, seed_field, vgg_field)
 from .data import ImageFolder
+from .temporal import TemporalOptions, TemporalTerm
 
 __all__ = ["MetaNetTrainConfig", "flat_mask", "rotate_hue", "train_metanet"]
 
@@ -63,8 +65,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class MetaNetTrainConfig:
-    """Settings of ``rtstyle train metanet``; every field is a CLI flag."""
+class MetaNetTrainConfig(TemporalOptions):
+    """Settings of ``rtstyle train metanet``; every field is a CLI flag (the ``temporal_*`` ones from
+    :class:`~rtstyle.training.temporal.TemporalOptions`)."""
 
     content: str = field(metadata={"help": "folder of content photos", "must_exist": "dir", "what": "content folder"})
     styles: str = field(metadata={
@@ -252,6 +255,7 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
                              {"params": [p for p in meta.parameters() if id(p) not in ids], "weight_decay": 0.0}],
                             lr=cfg.lr)
     counters = _Counters()
+    temporal = TemporalTerm(cfg, cfg.seed)
     ck = Checkpointer(out, cfg, ("width", "n_res", "hidden", "rank", "style_norms"))
     modules: dict[str, Any] = {"model": meta, "optim": opt, "counters": counters}
     step = ck.resume(modules, dev)
@@ -317,7 +321,9 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
         lc = cfg.content_weight * content_loss(fy["relu2_2"], fx["relu2_2"])
         ls = cfg.style_weight * sum(F.mse_loss(gram(fy[n]), t.expand(y.shape[0], -1, -1)) for n, t in targets.items())
         lt = cfg.tv_weight * tv_loss(y * 255.0) if cfg.tv_weight else torch.zeros((), device=dev)
-        loss = lc + ls + lt
+        losses: dict[str, float] = {}
+        # the temporal term (if on): N = the net generated for this step's style
+        loss = temporal.add(lc + ls + lt, losses, lambda z: meta.run(z, gen), x, y, amp)
         opt.zero_grad(set_to_none=True)
         gn = float("nan")
         if math.isfinite(loss.item()):
@@ -343,7 +349,7 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
                 log.warning("step %d: generated weights' raw norm %.3g exceeds the bound %.3g "
                             "(%d steps so far; the generated nets stay weight-normalised)",
                             step + 1, g, cfg.weight_norm_bound, n_warn)
-        return {"content": lc.item(), "style": ls.item(), "tv": lt.item(), "style_index": k, "gen_norm": g,
+        return {"content": lc.item(), "style": ls.item(), "tv": lt.item(), **losses, "style_index": k, "gen_norm": g,
                 "grad_norm": gn, "batch": x.shape[0]}
 
     def postfix(v: Mapping[str, float]) -> dict[str, str]:
@@ -365,7 +371,7 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
         log.warning("training report: %s", report)
     spec = metanet_spec(
         cfg.name, cfg.arch, licence=cfg.licence, weights=f"{cfg.name.replace('.', '_')}.safetensors",
-        extra={
+        extra=cfg.record_temporal({
             "training_command": cfg.command,
             "steps": step,
             "batch": cfg.batch,
@@ -382,7 +388,7 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
             "vgg_sha256": vgg_sha,
             "training_report": report,
             "train_seconds_this_run": round(time.perf_counter() - t0, 1),
-        },
+        }),
     )
     meta.eval()
     path = save_metanet(meta.cpu(), spec, out / str(spec.weights))

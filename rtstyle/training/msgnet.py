@@ -4,7 +4,8 @@ Every step takes the next style of the list (cycling), resizes its image to a ra
 ``style_sizes`` (so that at run time the style image's size sets the brush-stroke size), passes it
 through the Siamese encoder to get the CoMatch Gram (gradients flow through it), stylises a batch
 of content crops and trains with the VGG16 perceptual loss (content at relu2_2, Gram style loss at
-relu1_2, relu2_2, relu3_3, relu4_3 against that style image at that size).
+relu1_2, relu2_2, relu3_3, relu4_3 against that style image at that size). ``temporal_weight > 0``
+adds the compound temporal regulariser (:mod:`.temporal`) of the net with that step's style target.
 
 The written file holds the weights and a *style bank*: each training style's CoMatch Gram at
 several sizes, so the shipped model selects styles and brush sizes without the images.
@@ -30,6 +31,7 @@ from ._loop import (Checkpointer, StepTimer, command_line, optimise, pick_device
 from ._fields import (amp_field, checkpoint_every_field, device_field, preview_every_field, preview_field,
                       report_field, seed_field, vgg_field)
 from .data import ImageFolder
+from .temporal import TemporalOptions, TemporalTerm
 
 __all__ = ["MSGNetTrainConfig", "train_msgnet"]
 
@@ -37,8 +39,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class MSGNetTrainConfig:
-    """Settings of ``rtstyle train msgnet``; every field is a CLI flag."""
+class MSGNetTrainConfig(TemporalOptions):
+    """Settings of ``rtstyle train msgnet``; every field is a CLI flag (the ``temporal_*`` ones from
+    :class:`~rtstyle.training.temporal.TemporalOptions`)."""
 
     styles: str = field(metadata={
         "help": "folder of style images (file stems name the styles)", "must_exist": "dir", "what": "style folder"})
@@ -104,6 +107,7 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
                 targets[i, size] = {k: gram(v) for k, v in feats.items()}  # Gram in fp32, as the loss takes it
 
     net = amp.module(MSGNet(cfg.arch).to(dev))
+    temporal = TemporalTerm(cfg, cfg.seed)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     ck = Checkpointer(out, cfg, ("ngf", "n_blocks", "stem", "down1", "up1", "up2"))
     step = ck.resume({"model": net, "optim": opt}, dev)
@@ -139,11 +143,14 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
         lc = cfg.content_weight * content_loss(fy["relu2_2"], fx["relu2_2"])
         ls = cfg.style_weight * sum(F.mse_loss(gram(fy[n]), t.expand(y.shape[0], -1, -1))
                                     for n, t in targets[k, size].items())
-        if not optimise(opt, lc + ls, amp):
+        losses: dict[str, float] = {}
+        # the temporal term (if on): N = the net with this step's style target g, NCHW as amp.batch keeps it here
+        total = temporal.add(lc + ls, losses, lambda z: net(z, g), x, y, amp)
+        if not optimise(opt, total, amp):
             skipped += 1
             log.warning("non-finite loss at step %d (style %s): batch skipped", step, names[k])
             return None
-        return {"content": lc.item(), "style": ls.item(), "style_index": k, "style_size": size}
+        return {"content": lc.item(), "style": ls.item(), **losses, "style_index": k, "style_size": size}
 
     t0 = time.perf_counter()
     net.train()
@@ -171,7 +178,7 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
         default_size=240,
         licence=cfg.licence,
         weights=f"{cfg.name.replace('.', '_')}.safetensors",
-        extra={
+        extra=cfg.record_temporal({
             "architecture": {"ngf": cfg.ngf, "n_blocks": cfg.n_blocks, "stem": cfg.stem, "down1": cfg.down1,
                              "up1": cfg.up1, "up2": cfg.up2},
             "training_command": cfg.command,
@@ -184,7 +191,7 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
             "weights": {"content": cfg.content_weight, "style": cfg.style_weight},
             "skipped_batches": skipped,
             "train_seconds_this_run": round(time.perf_counter() - t0, 1),
-        },
+        }),
     )
     path = save_msgnet(net.cpu(), spec, out / str(spec.weights), bank)
     log.info("wrote %s", path)

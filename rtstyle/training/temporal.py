@@ -10,19 +10,27 @@ mean squared difference of the two sides, measured only where ``W`` maps pixels 
 
 :func:`random_affine` draws the transforms, :func:`warp` applies one (``F.affine_grid`` +
 ``F.grid_sample``) and returns the validity mask, and :func:`compound_temporal_loss` is the loss a
-trainer adds; :class:`TemporalReg` holds the knobs a trainer config exposes.
+trainer adds; :class:`TemporalReg` holds the transforms' strength.
+
+The trainers share the rest, written once here: :class:`TemporalOptions` is the config mixin of the
+``--temporal-*`` flags (Johnson, MSG-Net, MetaNet), :meth:`TemporalOptions.record_temporal` writes
+them into a trained model's spec ``extra``, and :class:`TemporalTerm` is the weighted loss of one run
+(its RNG, the net under the run's mixed precision).
 """
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["TemporalReg", "compound_temporal_loss", "random_affine", "warp"]
+if TYPE_CHECKING:
+    from ._loop import Amp
+
+__all__ = ["TemporalOptions", "TemporalReg", "TemporalTerm", "compound_temporal_loss", "random_affine", "warp"]
 
 log = logging.getLogger(__name__)
 
@@ -151,3 +159,91 @@ def compound_temporal_loss(net_fn: Callable[[torch.Tensor], torch.Tensor], x: to
         log.warning("temporal regulariser: the warp left no valid pixel (image %dx%d); loss 0", w, h)
         return y2.sum() * 0.0
     return ((y2 - yw) ** 2 * mask).sum() / denom
+
+
+#: How the spec names the method (``extra.temporal_regulariser.method``).
+METHOD = "compound (Wang et al. 2020): N(W(x)+noise) = W(N(x))"
+
+
+@dataclass(kw_only=True)
+class TemporalOptions:
+    """The ``--temporal-*`` flags of ``rtstyle train johnson|msgnet|metanet``: a trainer config inherits them.
+
+    Keyword-only, so a config's own required fields may follow; ``temporal_weight`` 0 (the default)
+    leaves training exactly as without the regulariser.
+    """
+
+    temporal_weight: float = field(default=0.0, metadata={"help": "weight of the compound temporal regulariser "
+                                   "(Wang et al. 2020): N(W(x)+noise) = W(N(x)) for small random affine warps W; 0 = off"})
+    temporal_shift: float = field(default=4.0, metadata={"help": "temporal regulariser: largest shift, pixels"})
+    temporal_rotate: float = field(default=1.0, metadata={"help": "temporal regulariser: largest rotation, degrees"})
+    temporal_zoom: float = field(default=0.02, metadata={"help": "temporal regulariser: largest relative zoom"})
+    temporal_noise: float = field(default=0.01, metadata={"help": "temporal regulariser: std of the Gaussian noise "
+                                  "added to the warped input (pixels in [0, 1])"})
+
+    def temporal_reg(self) -> TemporalReg:
+        """The transforms' strength these options give (checks them: negative values raise ValueError)."""
+        if self.temporal_weight < 0:
+            raise ValueError(f"temporal weight must be >= 0, got {self.temporal_weight}")
+        return TemporalReg(self.temporal_shift, self.temporal_rotate, self.temporal_zoom, self.temporal_noise)
+
+    def record_temporal(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """Write the options into a spec's ``extra`` (in place; returned): ``weights.temporal`` and
+        ``temporal_regulariser`` (None when off)."""
+        extra.setdefault("weights", {})["temporal"] = self.temporal_weight
+        reg = self.temporal_reg()
+        extra["temporal_regulariser"] = ({
+            "method": METHOD, "weight": self.temporal_weight, "shift_px": reg.shift, "rotate_deg": reg.rotate,
+            "zoom": reg.zoom, "noise_std": reg.noise, "mask_margin_px": reg.margin} if self.temporal_weight > 0 else None)
+        return extra
+
+
+class TemporalTerm:
+    """The weighted regulariser of one training run.
+
+    Args:
+        options: the run's config (its ``temporal_*`` fields).
+        seed: the run's seed; the transforms and noise draw from their own RNG (``seed + 1``), so the
+            data order and the initial weights are those of a run without the term.
+    """
+
+    def __init__(self, options: TemporalOptions, seed: int) -> None:
+        self.weight = float(options.temporal_weight)
+        self.reg = options.temporal_reg()
+        self.generator = torch.Generator().manual_seed(seed + 1)
+
+    @property
+    def active(self) -> bool:
+        """Whether the term is on (weight > 0); a trainer adds nothing when it is not."""
+        return self.weight > 0
+
+    def __call__(self, net255: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                 amp: Amp) -> torch.Tensor:
+        """``weight * compound_temporal_loss`` of a net on [0, 255] pixels.
+
+        Args:
+            net255: the net as the step trains it (for MSG-Net with the step's style target, for MetaNet
+                the step's generated net): ``(N, 3, H, W)`` in [0, 255] -> its output in [0, 255].
+            x: the step's content batch in [0, 1].
+            y: ``net255(x * 255) / 255``, as the step computed it (any dtype; gradients flow).
+            amp: the run's mixed precision: the warped batch gets its layout (``amp.batch``: NCHW for a
+                trainer that asked for it) and the net runs under its autocast.
+
+        Returns:
+            A scalar fp32 tensor.
+        """
+        def net01(z: torch.Tensor) -> torch.Tensor:
+            with amp.autocast():
+                return net255(amp.batch(z) * 255.0) / 255.0
+
+        return self.weight * compound_temporal_loss(net01, x.float(), y, self.reg, self.generator)
+
+    def add(self, loss: torch.Tensor, logged: dict[str, float], net255: Callable[[torch.Tensor], torch.Tensor],
+            x: torch.Tensor, y: torch.Tensor, amp: Amp) -> torch.Tensor:
+        """``loss`` plus the term (its value goes to ``logged["temporal"]``) when it is on; ``loss`` itself,
+        untouched, when it is off. The arguments are those of :meth:`__call__`."""
+        if not self.active:
+            return loss
+        term = self(net255, x, y, amp)
+        logged["temporal"] = term.item()
+        return loss + term

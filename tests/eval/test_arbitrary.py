@@ -34,7 +34,7 @@ def test_a_tie_is_a_miss_and_bad_shapes_fail() -> None:
 @pytest.fixture(scope="module")
 def meter(vgg16_path: Path):  # type: ignore[no-untyped-def]
     from rtstyle.quality import QualityMeter
-    from rtstyle.training.vgg import load_vgg16
+    from rtstyle.nn import load_vgg16
 
     return QualityMeter(load_vgg16(vgg16_path, taps=("relu1_2", "relu2_2", "relu3_3", "relu4_1", "relu4_3")))
 

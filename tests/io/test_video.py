@@ -148,6 +148,21 @@ def test_roundtrip_keeps_frames_timestamps_and_audio(tmp_path: Path, short_clip:
     assert _audio_seconds(out) == pytest.approx(_audio_seconds(short_clip), abs=0.1)
 
 
+def test_a_late_first_frame_keeps_its_exact_timestamp(tmp_path: Path, short_clip: Path) -> None:
+    """A file whose first frame is not at 0 (a Ray chunk) keeps every timestamp to the tick: the mp4
+    edit list counts in the stream's unit, not in milliseconds (30.02 fps: frame 13 is at 0.43304 s)."""
+    out = tmp_path / "late.mp4"
+    with VideoFileSource(short_clip) as src:
+        info = src.info
+        with VideoFileSink(out, fps=info.fps, time_base=info.extra["time_base"]) as sink:
+            for f in itertools.islice(src, 13, 20):
+                sink.write(f)
+    with av.open(str(short_clip)) as c:
+        want = sorted(p.pts for p in c.demux(video=0) if p.pts is not None)[13:20]
+    with av.open(str(out)) as c:
+        assert sorted(p.pts for p in c.demux(video=0) if p.pts is not None) == want
+
+
 def test_roundtrip_prefix_cuts_audio_to_video(tmp_path: Path, audio_clip: Path) -> None:
     out = tmp_path / "first50.mkv"
     with VideoFileSource(audio_clip) as src:

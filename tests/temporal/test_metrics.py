@@ -131,7 +131,7 @@ def test_argument_checks() -> None:
 
 def test_style_loss_prefers_the_style(vgg16_path: Path, content_photo: np.ndarray) -> None:
     from rtstyle.temporal.metrics import STYLE_TAPS
-    from rtstyle.training.vgg import load_vgg16
+    from rtstyle.nn import load_vgg16
 
     vgg = load_vgg16(vgg16_path, taps=STYLE_TAPS)
     style = content_photo[:64, :64]
