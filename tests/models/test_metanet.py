@@ -363,7 +363,10 @@ def test_stylizer_runs_the_generated_johnson_net_and_swaps_style_images(
 
     monkeypatch.setenv("RTSTYLE_WEIGHTS", str(vgg16_path.parent))  # how a user's VGG16 is found
     path = _saved(tmp_path, vgg, style_pair, file_sha256(vgg16_path))
-    st = Stylizer(f"metanet:{path}", backend="eager", style_image=style_pair[0], frame_size=(160, 120))
+    # fp32 on both sides: precision auto may pick bf16 on a host with bf16 in hardware, and decides per
+    # net, so the two paths would be compared at different precisions
+    st = Stylizer(f"metanet:{path}", backend="eager", precision="fp32", style_image=style_pair[0],
+                  frame_size=(160, 120))
     assert isinstance(st.state.model, MetaNet) and st.state.spec.family == "metanet"
     runner = st.state.runner
     assert isinstance(runner, EagerRunner) and type(runner.model) is TransformerNet  # a plain Johnson net ...
@@ -373,7 +376,7 @@ def test_stylizer_runs_the_generated_johnson_net_and_swaps_style_images(
     def ref(style: np.ndarray) -> np.ndarray:  # the same net, saved and run as any Johnson model
         net = load_metanet(path, vgg=vgg16_path).generate(style, name="ref")
         p = save_rtstyle_weights(net, net.spec, tmp_path / "ref.safetensors")
-        return Stylizer(p, backend="eager", frame_size=(160, 120)).stylize(content_photo)
+        return Stylizer(p, backend="eager", precision="fp32", frame_size=(160, 120)).stylize(content_photo)
 
     np.testing.assert_array_equal(a, ref(style_pair[0]))
     st.set_style(style_image=style_pair[1], wait=True)  # mid-run swap to another style image
