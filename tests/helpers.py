@@ -3,9 +3,12 @@ pyproject.toml, since ``--import-mode=importlib`` gives test modules no package 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["wait_for"]
+import numpy as np
+
+__all__ = ["audio_packets", "input_pts", "psnr", "video_frames", "wait_for"]
 
 
 def wait_for(cond: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
@@ -18,3 +21,34 @@ def wait_for(cond: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.02)
+
+
+def video_frames(path: Path) -> tuple[list[int], list[np.ndarray]]:
+    """A container's decoded video frames: their pts and RGB arrays (needs PyAV)."""
+    import av
+
+    with av.open(str(path)) as c:
+        frames = list(c.decode(c.streams.video[0]))
+    return [f.pts for f in frames], [f.to_ndarray(format="rgb24") for f in frames]
+
+
+def input_pts(path: Path) -> list[int]:
+    """The sorted pts of a container's video packets."""
+    import av
+
+    with av.open(str(path)) as c:
+        return sorted(p.pts for p in c.demux(c.streams.video[0]) if p.pts is not None)
+
+
+def audio_packets(path: Path) -> list[tuple[int, int]]:
+    """``(pts, size)`` of each audio packet (empty without an audio stream)."""
+    import av
+
+    with av.open(str(path)) as c:
+        return [(p.pts, p.size) for p in c.demux(c.streams.audio[0]) if p.dts is not None] if c.streams.audio else []
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR of two uint8 images in dB (99 when identical)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)

@@ -16,6 +16,7 @@ import pytest
 
 av = pytest.importorskip("av")
 
+from helpers import audio_packets as _audio, input_pts as _input_pts, psnr as _psnr, video_frames as _frames  # noqa: E402
 from rtstyle.cli import main as _main  # noqa: E402
 
 
@@ -32,27 +33,6 @@ def ray_cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
-
-
-def _frames(path: Path) -> tuple[list[int], list[np.ndarray]]:
-    with av.open(str(path)) as c:
-        frames = list(c.decode(c.streams.video[0]))
-    return [f.pts for f in frames], [f.to_ndarray(format="rgb24") for f in frames]
-
-
-def _input_pts(path: Path) -> list[int]:
-    with av.open(str(path)) as c:
-        return sorted(p.pts for p in c.demux(c.streams.video[0]) if p.pts is not None)
-
-
-def _audio(path: Path) -> list[tuple[int, int]]:
-    with av.open(str(path)) as c:
-        return [(p.pts, p.size) for p in c.demux(c.streams.audio[0]) if p.dts is not None] if c.streams.audio else []
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
 @pytest.fixture(scope="module")
