@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["audio_packets", "input_pts", "psnr", "video_frames", "wait_for"]
+__all__ = ["assert_export_parity", "audio_packets", "input_pts", "psnr", "shrunk_copy", "video_frames", "wait_for"]
 
 
 def wait_for(cond: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
@@ -52,3 +52,30 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR of two uint8 images in dB (99 when identical)."""
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def shrunk_copy(src: Path, dst: Path, side: int = 64) -> None:
+    """Write ``src`` to ``dst`` with its shorter side resized to ``side`` (small real training images)."""
+    import cv2
+
+    img = cv2.imread(str(src))
+    h, w = img.shape[:2]
+    s = side / min(h, w)
+    cv2.imwrite(str(dst), cv2.resize(img, (max(side, round(w * s)), max(side, round(h * s))), interpolation=cv2.INTER_AREA))
+
+
+def assert_export_parity(backend: str, model: Any, content: Any, style_inputs: list[tuple[Any, ...]], cache_dir: Path,
+                         min_db: float = 35.0) -> None:
+    """Export ``model`` once on ``backend`` (fp32) and check it against eager for every set of style inputs
+    (a new style is the same graph with other inputs)."""
+    import torch
+
+    from rtstyle.backends import BackendOptions, create_backend
+
+    runner = create_backend(backend, BackendOptions(cache_dir=cache_dir, precision="fp32")).prepare(
+        model, (content, *style_inputs[0]))
+    for ins in style_inputs:
+        with torch.no_grad():
+            ref = model(content, *ins)
+        mse = float(((runner(content, *ins).float() - ref) ** 2).mean())
+        assert 10 * np.log10(1.0 / max(mse, 1e-12)) >= min_db, backend

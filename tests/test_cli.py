@@ -322,6 +322,8 @@ def test_train_flags_are_the_config_fields(tmp_path: Path) -> None:
         config = trainer.load_config()
         parser = _train_parser(trainer.name)
         flags = {o: a for a in parser._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+        # a switch that defaults to on also has its --no- form (argparse.BooleanOptionalAction)
+        flags = {o: a for o, a in flags.items() if not (o.startswith("--no-") and "--" + o[5:] in flags)}
         with_help = [f for f in dataclasses.fields(config) if "help" in f.metadata]
         assert len(with_help) >= 10
         flag_of = {f.name: f.metadata.get("flag", "--" + f.name.replace("_", "-")) for f in with_help}

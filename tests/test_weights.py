@@ -50,6 +50,7 @@ def test_import_and_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
     assert main(["weights", "list"]) == 0
     out = capsys.readouterr().out
     assert "onnx/multistyle26" in out and "[cache]" in out
+    assert "lst_dec_r21.safetensors" in out and "lst_dec_r11.safetensors" in out  # the shipped decoders
     assert main(["weights", "import", str(tmp_path / "nothing")]) == 1
     with pytest.raises(ValueError):
         import_weights(tmp_path / "w" / "onnx")  # a folder without the expected layout

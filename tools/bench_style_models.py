@@ -41,9 +41,11 @@ def frame_time(model: str, style: dict[str, Any], backend: str, photo: np.ndarra
         st.stylize(photo)
         ts.append(time.perf_counter() - t)
     backend_used = type(st.state.runner).__module__.split(".")[-1]
+    precision_used = getattr(st.state.runner, "precision", None)
     st.close()
     med = statistics.median(ts)
-    return {"size": f"{w}x{h}", "backend": backend, "runner": backend_used, "median_ms": round(1000 * med, 1),
+    return {"size": f"{w}x{h}", "backend": backend, "runner": backend_used, "precision": precision_used,
+            "median_ms": round(1000 * med, 1),
             "fps": round(1 / med, 2)}
 
 
@@ -69,9 +71,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--live-internal", type=int, default=240)
     ap.add_argument("--live-backend", default=None, help="default: the first of --backends")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--precision", default="auto", help="auto | fp32 | bf16 | int8 (OpenVINO): passed to the Stylizer")
     a = ap.parse_args(argv)
 
-    style: dict[str, Any] = {}
+    style: dict[str, Any] = {"precision": a.precision}
     if a.style:
         style["style_image"] = a.style
     photo0 = read_image(a.photo)
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
             r = frame_time(a.model, style, b, photo, a.runs)
             rows.append(r)
             print(f"{a.model:<16} {r['size']:>8} {b:<9} {r['median_ms']:8.1f} ms  {r['fps']:6.2f} fps", flush=True)
-    out: dict[str, Any] = {"model": a.model, "style": a.style, "rows": rows}
+    out: dict[str, Any] = {"model": a.model, "style": a.style, "precision": a.precision, "rows": rows}
     if a.live_seconds > 0:
         lb = a.live_backend or a.backends.split(",")[0]
         out["live"] = dict(live(a.model, style, lb, a.live_internal, a.live_seconds), backend=lb, internal=a.live_internal)

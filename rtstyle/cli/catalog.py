@@ -51,6 +51,14 @@ def cmd_weights(args: argparse.Namespace) -> int:
             where = f"{w.path}  [{w.origin}]" if w.path else "not found"
             print(f"{w.key:<24} {where}")
         print(f"(search order: explicit path, $RTSTYLE_WEIGHTS, {cache_dir()}, torchvision cache for vgg16)")
+        from ..models.lst import shipped_decoder
+
+        for level in (21, 11):
+            try:
+                print(f"relu{level // 10}_1 decoder (shipped) {shipped_decoder(level)}  [used by *.multi; lst/dec_r{level} "
+                      "is another layout and is not used]")
+            except FileNotFoundError as e:
+                print(f"relu{level // 10}_1 decoder: {e}")
         return 0
     if not args.path:
         raise CLIError("`rtstyle weights import` needs a PATH (a weights folder or one file)")

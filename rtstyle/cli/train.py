@@ -66,6 +66,8 @@ TRAINERS: tuple[Trainer, ...] = (
             "a MetaNet (Shen et al. 2018): any style image -> a Johnson net in one pass"),
     Trainer("linear", "rtstyle.training.linear:LinearTrainConfig", "rtstyle.training.linear:train_linear",
             "the linear.r31 transform (Li et al. 2019) on the frozen relu3_1 encoder/decoder (any style image)"),
+    Trainer("decoder", "rtstyle.training.decoder:DecoderTrainConfig", "rtstyle.training.decoder:train_decoder",
+            "a relu1_1 / relu2_1 reconstruction decoder for the normalised-VGG19 encoder (multi-level WCT/AdaIN)"),
 )
 
 

@@ -1,10 +1,13 @@
 """AdaIN arbitrary style transfer (Huang & Belongie 2017) on an encoder/decoder pair.
 
-Two pairs are registered: ``adain.vgg16`` (the ImageNet VGG16 to relu4_1 with a decoder trained by
-rtstyle, :mod:`rtstyle.models.vgg_adain`) and ``adain.r31`` (below). ``adain.r31`` encodes the content with the normalised-VGG19 encoder to relu3_1, replaces every
+Three models are registered: ``adain.vgg16`` (the ImageNet VGG16 to relu4_1 with a decoder trained by
+rtstyle, :mod:`rtstyle.models.vgg_adain`), ``adain.r31`` and ``adain.multi`` (below). ``adain.r31``
+encodes the content with the normalised-VGG19 encoder to relu3_1, replaces every
 channel's mean and standard deviation with the style's, and decodes with the matching pretrained
 decoder. No training is involved: the decoder is LinearStyleTransfer's reconstruction decoder,
 which decodes AdaIN-ed features well enough at relu3_1 (a dedicated AdaIN decoder would be sharper).
+``adain.multi`` (:class:`AdaINMultiNet`) repeats it coarse to fine at relu2_1 and relu1_1 with
+rtstyle's own decoders for those levels, which carries far more of a painting's texture and colour.
 
 Style inputs are explicit tensors, computed once per style by :meth:`AdaINNet.encode_style`:
 
@@ -35,6 +38,7 @@ Use with :class:`rtstyle.stylizer.Stylizer`::
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -42,15 +46,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..weights import resolve_weight
 from ._registry import register_model
 from ._spec import ModelSpec
 from ._style_controls import (COLOR_MODES, AdaINControls, ControlledFeatureNet, ImageLike, MaskLike, StyleSet,
                               controls_extra, load_mask, luminance_transfer, mask_to_regions, match_color,
                               resolve_controls, validate_weights)
+from ._style_encoder import style_encoder_for
 from .lst import LSTDecoder, LSTEncoder, load_decoder, load_encoder, r31_spec
 
 __all__ = [
     "AdaINControls",
+    "AdaINMultiNet",
+    "FineAdaIN",
+    "LevelStats",
     "AdaINNet",
     "AdaINStyleSet",
     "COLOR_MODES",
@@ -59,6 +68,8 @@ __all__ = [
     "adain",
     "build_adain",
     "channel_stats",
+    "level_stats",
+    "load_fine_adain",
     "load_mask",
     "luminance_transfer",
     "mask_to_regions",
@@ -183,14 +194,142 @@ class AdaINNet(ControlledFeatureNet):
     def features(self, content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, alpha: torch.Tensor,
                  mask: torch.Tensor | None = None) -> torch.Tensor:
         """The transformed encoder features ``alpha * target + (1 - alpha) * content`` (before decoding)."""
-        f = self.encoder(content)
-        if mask is None:
-            target = adain(f, mean, std)
-        else:
-            weights = F.interpolate(mask, size=f.shape[-2:], mode="bilinear", align_corners=False)
-            target = masked_adain(f, mean, std, weights)
-        a = alpha.reshape(1, 1, 1, 1)
-        return a * target + (1.0 - a) * f
+        return _blend(self.encoder(content), mean, std, alpha, mask)
+
+
+def _blend(f: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, alpha: torch.Tensor,
+           mask: torch.Tensor | None) -> torch.Tensor:
+    """``alpha * AdaIN(f) + (1 - alpha) * f``, per mask region when a mask is given."""
+    if mask is None:
+        target = adain(f, mean, std)
+    else:
+        weights = F.interpolate(mask, size=f.shape[-2:], mode="bilinear", align_corners=False)
+        target = masked_adain(f, mean, std, weights)
+    a = alpha.reshape(1, 1, 1, 1)
+    return a * target + (1.0 - a) * f
+
+
+class LevelStats(nn.Module):
+    """Style image -> the channel ``(mean, std)`` of several encoder levels in one pass, as one tensor
+    ``(1, 2 * sum(C), 1, 1)`` (means, then stds): a single-output module, so the style pass of the
+    cascades runs on the OpenVINO style encoder (:func:`level_stats`) like AdaIN's own."""
+
+    def __init__(self, encoder: LSTEncoder, levels: Sequence[int]) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.levels = tuple(levels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        taps = self.encoder.features(x)
+        st = [channel_stats(taps[f"r{level}"]) for level in self.levels]
+        return torch.cat([m for m, _ in st] + [s for _, s in st], 1)
+
+
+def level_stats(encoder: LSTEncoder, levels: Sequence[int], style: torch.Tensor,
+                runtime: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean, std)`` of ``levels`` (concatenated in that order) for a prepared style image, through a
+    :class:`LevelStats` style encoder cached on ``encoder`` (OpenVINO when installed, else eager)."""
+    key = "_rtstyle_level_stats_" + "_".join(str(v) for v in levels)
+    enc = style_encoder_for(encoder, key, lambda: LevelStats(encoder, levels), runtime,
+                            f"relu{'/'.join(str(v) for v in levels)} statistics")
+    out = enc(style)
+    c = out.shape[1] // 2
+    return out[:, :c], out[:, c:]
+
+
+class FineAdaIN(nn.Module):
+    """AdaIN at relu2_1, then at relu1_1, on an image: the fine levels of a coarse-to-fine cascade.
+
+    A model that set the strokes at relu3_1 (AdaIN in ``adain.multi``, the patch swap in
+    ``styleswap.multi``) hands its output (clamped to [0, 1]) to these levels, which match the
+    painting's finer texture and colour statistics, as the multi-level WCT of Li et al. 2017 does
+    (:class:`rtstyle.models.wct.WCTNet`). The decoders are rtstyle's own (``rtstyle train decoder``).
+
+    Args:
+        encoders: the relu2_1 and relu1_1 :class:`~rtstyle.models.lst.LSTEncoder` (any shallow levels,
+            coarse to fine).
+        decoders: their decoders, same order.
+
+    Shape:
+        ``forward(image, mean, std, alpha[, mask])``: ``(1, 3, H, W)`` in ~[0, 1]; ``mean``/``std``
+        ``(K, sum of the levels' channels, 1, 1)`` (:meth:`stats`); ``alpha`` ``(1,)``; ``mask`` as
+        :func:`masked_adain`'s region weights, resized to each level.
+    """
+
+    def __init__(self, encoders: Sequence[LSTEncoder], decoders: Sequence[LSTDecoder]) -> None:
+        super().__init__()
+        if not encoders or len(encoders) != len(decoders):
+            raise ValueError(f"one decoder per encoder, got {len(encoders)} encoders and {len(decoders)} decoders")
+        for e, d in zip(encoders, decoders):
+            if e.level != d.level:
+                raise ValueError(f"encoder and decoder do not pair: levels {e.level}/{d.level}")
+        self.encoders = nn.ModuleList(encoders)
+        self.decoders = nn.ModuleList(decoders)
+        self.levels = tuple(e.level for e in encoders)
+        self.channels = tuple(e.out_channels for e in encoders)
+
+    def stats(self, taps: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A style's encoder taps (:meth:`LSTEncoder.features`) -> its levels' ``(mean, std)``, concatenated."""
+        st = [channel_stats(taps[f"r{level}"]) for level in self.levels]
+        return torch.cat([m for m, _ in st], 1), torch.cat([s for _, s in st], 1)
+
+    def forward(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, alpha: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        start = 0
+        for enc, dec, c in zip(self.encoders, self.decoders, self.channels):
+            x = dec(_blend(enc(x.clamp(0.0, 1.0)), mean[:, start:start + c], std[:, start:start + c], alpha, mask))
+            start += c
+        return x
+
+
+def load_fine_adain(encoder_path: str | Path | None = None, decoder21_path: str | Path | None = None,
+                    decoder11_path: str | Path | None = None) -> FineAdaIN:
+    """The relu2_1 + relu1_1 :class:`FineAdaIN` (encoders from the relu3_1 file, rtstyle's decoders)."""
+    enc_file = resolve_weight("lst/vgg_r31", explicit=encoder_path)
+    return FineAdaIN([load_encoder(21, enc_file), load_encoder(11, enc_file)],
+                     [load_decoder(21, decoder21_path), load_decoder(11, decoder11_path)])
+
+
+class AdaINMultiNet(AdaINNet):
+    """AdaIN coarse to fine: relu3_1, then relu2_1, then relu1_1 (``adain.multi``).
+
+    The relu3_1 level is :class:`AdaINNet`'s; its output goes through :class:`FineAdaIN`. The style
+    inputs keep AdaIN's form, every level's channel statistics concatenated (``(K, 256 + 128 + 64, 1,
+    1)``), so interpolating several styles, masks (one region map resized to every level), alpha
+    (applied at every level) and both colour modes work as on :class:`AdaINNet`, and it exports like it.
+
+    Args:
+        encoder, decoder: the relu3_1 pair.
+        fine: the shallower levels.
+        controls, max_style_side: as :class:`AdaINNet`.
+    """
+
+    def __init__(self, encoder: LSTEncoder, decoder: LSTDecoder, fine: FineAdaIN,
+                 controls: AdaINControls | None = None, max_style_side: int | None = 512) -> None:
+        super().__init__(encoder, decoder, controls, max_style_side)
+        if any(level > encoder.level for level in fine.levels):
+            raise ValueError(f"the fine levels {fine.levels} must be shallower than relu{encoder.level // 10}_1")
+        self.fine = fine
+        self.levels = (encoder.level, *fine.levels)
+        self.channels = (encoder.out_channels, *fine.channels)
+
+    def _rebuild(self, controls: AdaINControls) -> "AdaINMultiNet":
+        return AdaINMultiNet(self.encoder, self.decoder, self.fine, controls, self.max_style_side)  # type: ignore[arg-type]
+
+    @torch.no_grad()
+    def style_stats(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One style image -> every level's channel ``(mean, std)``, concatenated coarse to fine (one pass
+        of the relu3_1 encoder gives every level's taps; on the OpenVINO style encoder when installed)."""
+        return level_stats(self.encoder, self.levels, self._prepare_style(style), self.encoder_runtime)  # type: ignore[arg-type]
+
+    def forward(self, content: torch.Tensor, s0: torch.Tensor, s1: torch.Tensor, alpha: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        c = self.channels[0]
+        x = self.decoder(self.features(content, s0[:, :c], s1[:, :c], alpha, mask))
+        x = self.fine(x, s0[:, c:], s1[:, c:], alpha, mask)
+        if self.controls.color == "luminance":
+            x = luminance_transfer(x, content)
+        return x
 
 
 class AdaINStyleSet(StyleSet):
@@ -234,6 +373,34 @@ def build_adain(
     ctl = resolve_controls(spec, unknown, "max_style_side, encoder_path, decoder_path", controls,
                            alpha=alpha, color=color, mask=mask, color_reference=color_reference)
     net = AdaINNet(encoder, decoder, ctl, max_style_side)  # type: ignore[arg-type]
+    net.spec = controls_extra(spec, ctl)  # type: ignore[attr-defined]
+    return net
+
+
+_MULTI_SPEC = replace(
+    r31_spec(
+        "adain.multi",
+        "adain",
+        "arbitrary style by AdaIN coarse to fine at relu3_1, relu2_1, relu1_1, no style training; needs --style IMG",
+        {"layers": ["relu3_1", "relu2_1", "relu1_1"], "alpha": 1.0, "colour": None},
+    ),
+    weights="lst/vgg_r31.pth + lst/dec_r31.pth + rtstyle's lst_dec_r21/lst_dec_r11 (shipped)",
+)
+
+
+@register_model(_MULTI_SPEC)
+def _adain_multi(spec: ModelSpec, *, encoder_path: str | Path | None = None, decoder_path: str | Path | None = None,
+                 decoder21_path: str | Path | None = None, decoder11_path: str | Path | None = None,
+                 controls: AdaINControls | None = None, alpha: float | None = None, color: str | None = None,
+                 mask: MaskLike | None = None, color_reference: ImageLike | None = None,
+                 max_style_side: int | None = 512, **unknown: Any) -> nn.Module:
+    """Build ``adain.multi``: the relu3_1 encoder file gives all three encoders (prefixes); the relu2_1 /
+    relu1_1 decoders are rtstyle's (``rtstyle train decoder``)."""
+    ctl = resolve_controls(spec, unknown, "max_style_side, encoder_path, decoder_path, decoder21_path, decoder11_path",
+                           controls, alpha=alpha, color=color, mask=mask, color_reference=color_reference)
+    enc_file = resolve_weight("lst/vgg_r31", explicit=encoder_path)
+    net = AdaINMultiNet(load_encoder(31, enc_file), load_decoder(31, decoder_path),
+                        load_fine_adain(enc_file, decoder21_path, decoder11_path), ctl, max_style_side)
     net.spec = controls_extra(spec, ctl)  # type: ignore[attr-defined]
     return net
 

@@ -17,8 +17,12 @@ Layout (LinearStyleTransfer key names; reflection padding 1 before every 3x3 con
 The encoder of a shallower level is a prefix of a deeper one with the same key names, so
 ``load_encoder(21, path=<vgg_r31.pth>)`` builds the relu2_1 encoder out of the relu3_1 file.
 
-Weights are third-party (BSD-2) and never shipped: they are found with
-:func:`rtstyle.weights.resolve_weight` (``lst/vgg_r31``, ``lst/dec_r31``, ...).
+The encoder and the relu3_1 decoder are third-party (BSD-2) and never shipped: they are found with
+:func:`rtstyle.weights.resolve_weight` (``lst/vgg_r31``, ``lst/dec_r31``). The relu1_1 and relu2_1
+*decoders* are rtstyle's own (``rtstyle train decoder``, :mod:`rtstyle.training.decoder`), shipped
+in ``rtstyle.weights_data`` as ``lst_dec_r11.safetensors`` / ``lst_dec_r21.safetensors`` (the
+third-party ``dec_r11`` / ``dec_r21`` files are another layout and do not reconstruct); an explicit
+path still wins.
 
 Input contract: RGB in [0, 1], no mean/std, ``(N, 3, H, W)``; H and W multiples of 4 (level 31)
 or 2 (level 21) for an exact size round trip (pooling floors odd sizes).
@@ -36,8 +40,8 @@ from torch import nn
 from ..weights import resolve_weight
 from ._spec import ModelSpec
 
-__all__ = ["LEVELS", "LSTDecoder", "LSTEncoder", "LSTLayoutError", "cap_style_image", "load_decoder", "load_encoder",
-           "r31_spec"]
+__all__ = ["DECODER_FORMAT", "LEVELS", "LSTDecoder", "LSTEncoder", "LSTLayoutError", "cap_style_image", "load_decoder",
+           "load_encoder", "r31_spec", "save_decoder", "shipped_decoder"]
 
 log = logging.getLogger(__name__)
 _M = TypeVar("_M", bound=nn.Module)
@@ -62,6 +66,9 @@ _DEC: dict[int, tuple[tuple[str, int, int, bool], ...]] = {
     11: (("conv3", 64, 3, False),),
 }
 _CHANNELS = {11: 64, 21: 128, 31: 256}
+#: ``format`` metadata of the decoders rtstyle trains (safetensors).
+DECODER_FORMAT = "rtstyle.lst_decoder/1"
+_SHIPPED_DECODERS = {11: "lst_dec_r11.safetensors", 21: "lst_dec_r21.safetensors"}
 
 
 class LSTLayoutError(ValueError):
@@ -201,8 +208,50 @@ def load_encoder(level: int = 31, path: str | Path | None = None) -> LSTEncoder:
 
 
 def load_decoder(level: int = 31, path: str | Path | None = None) -> LSTDecoder:
-    """Load the pretrained decoder of ``level`` (see :func:`load_encoder` for the arguments)."""
+    """Load the decoder of ``level`` (see :func:`load_encoder` for the arguments).
+
+    Level 31 is the third-party pretrained file. Levels 11 and 21 default to rtstyle's shipped
+    decoders (:func:`shipped_decoder`); ``path`` may name one written by ``rtstyle train decoder``
+    (``.safetensors``) or a ``.pth`` in the LinearStyleTransfer layout.
+    """
+    level = _check_level(level)
+    if path is None and level in _SHIPPED_DECODERS:
+        path = shipped_decoder(level)
+    if path is not None and Path(path).suffix == ".safetensors":
+        from ._safetensors_io import read_safetensors
+
+        sd, meta = read_safetensors(path, DECODER_FORMAT, "LST decoder")
+        net = LSTDecoder(level)
+        _load_into(net, sd, Path(path), f"relu{level // 10}_1 decoder")
+        log.info("LST decoder r%d from %s (%s steps)", level, path, meta.get("steps", "?"))
+        return _frozen(net)
     return _load_pretrained(LSTDecoder, "dec", "decoder", level, path)
+
+
+def shipped_decoder(level: int) -> Path:
+    """The path of rtstyle's shipped decoder of level 11 or 21.
+
+    Raises:
+        FileNotFoundError: not shipped in this install.
+    """
+    from importlib import resources
+
+    name = _SHIPPED_DECODERS.get(_check_level(level))
+    if name is None:
+        raise ValueError(f"no shipped decoder for level {level}: the relu3_1 decoder is third-party (lst/dec_r31)")
+    res = resources.files("rtstyle.weights_data").joinpath(name)
+    if not res.is_file():
+        raise FileNotFoundError(f"the shipped relu{level // 10}_1 decoder {name} is missing from this install")
+    return Path(str(res))
+
+
+def save_decoder(dec: LSTDecoder, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write a decoder (safetensors, temp file + rename) with its level in the metadata."""
+    from ._safetensors_io import write_safetensors
+
+    meta = dict(metadata or {}, format=DECODER_FORMAT, level=str(dec.level))
+    sd = {k: v.detach().contiguous().float().cpu() for k, v in dec.state_dict().items()}
+    return write_safetensors(path, sd, meta)
 
 
 def _load_pretrained(cls: Callable[[int], _M], prefix: str, what: str, level: int, path: str | Path | None) -> _M:

@@ -30,6 +30,10 @@ principal subspace: ``P`` basis patches (the top right singular vectors) as a ``
 ``2 * N * (P * D + L * P)`` instead of ``2 * N * L * D`` FLOPs; only the choice of patch can
 change (where two style patches score within the discarded energy of each other), the pasting
 stays exact. Both steps are still convolutions with explicit style tensors.
+
+``styleswap.multi`` (:class:`StyleSwapMultiNet`) follows the swap with AdaIN at relu2_1 and relu1_1
+(the fine levels of the coarse-to-fine cascade, with rtstyle's own decoders for those levels): the
+swap sets the painting's strokes, the fine levels its colours and fine texture.
 """
 from __future__ import annotations
 
@@ -42,11 +46,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..weights import resolve_weight
 from ._registry import register_model
 from ._spec import ModelSpec
+from .adain import FineAdaIN, level_stats, load_fine_adain
 from .lst import LSTDecoder, LSTEncoder, cap_style_image, load_decoder, load_encoder, r31_spec
 
-__all__ = ["StyleSwapNet", "extract_patches", "normalise_patches", "search_basis", "style_swap"]
+__all__ = ["StyleSwapMultiNet", "StyleSwapNet", "extract_patches", "normalise_patches", "search_basis", "style_swap"]
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +257,48 @@ class StyleSwapNet(nn.Module):
         return self.decoder(swapped)
 
 
+class StyleSwapMultiNet(StyleSwapNet):
+    """Style-swap at relu3_1, then AdaIN at relu2_1 and relu1_1 (``styleswap.multi``).
+
+    The swap pastes the painting's relu3_1 patches (its strokes and shapes); the pasted patches keep
+    little of the painting's finer statistics (every output of ``styleswap.r31`` on the held-out
+    matrix came out nearest the same pale print), so the decoded image goes through the fine levels
+    of the coarse-to-fine cascade (:class:`~rtstyle.models.adain.FineAdaIN`), as in ``adain.multi``
+    and ``wct.multi``. Everything is still convolutions and statistics: it exports.
+
+    Args:
+        encoder, decoder, options: as :class:`StyleSwapNet`.
+        fine: the relu2_1 / relu1_1 levels (:func:`~rtstyle.models.adain.load_fine_adain`).
+        fine_style_side: longer side of the style image the fine statistics come from (the swap's
+            own cap, ``max_style_side``, is smaller: the patch search is what costs).
+
+    Shape:
+        ``forward(content, patches, normalised, fine_mean, fine_std[, basis])``: as
+        :class:`StyleSwapNet`, with the fine levels' concatenated channel statistics
+        ``(1, 128 + 64, 1, 1)`` after the swap's first two inputs.
+    """
+
+    def __init__(self, encoder: LSTEncoder, decoder: LSTDecoder, fine: FineAdaIN, fine_style_side: int | None = 512,
+                 **options: Any) -> None:
+        super().__init__(encoder, decoder, **options)
+        self.fine = fine
+        self.fine_style_side = fine_style_side
+
+    @torch.no_grad()
+    def encode_style(self, style: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Style image -> ``(patches, normalised, fine_mean, fine_std)``; with ``search_dims``:
+        ``(patches, coords, fine_mean, fine_std, basis)``."""
+        swap = super().encode_style(style)
+        mean, std = level_stats(self.encoder, self.fine.levels, cap_style_image(style, self.fine_style_side))
+        return (swap[0], swap[1], mean, std, *swap[2:])
+
+    def forward(self, content: torch.Tensor, patches: torch.Tensor, normalised: torch.Tensor,  # type: ignore[override]
+                fine_mean: torch.Tensor, fine_std: torch.Tensor, basis: torch.Tensor | None = None) -> torch.Tensor:
+        # named arguments, not *args: the exporter gives each input its own dynamic shape
+        x = super().forward(content, patches, normalised, basis)
+        return self.fine(x, fine_mean, fine_std, torch.ones(1, dtype=x.dtype, device=x.device))
+
+
 _SPEC = r31_spec(
     "styleswap.r31",
     "styleswap",
@@ -273,6 +321,35 @@ def _styleswap_r31(spec: ModelSpec, *, encoder_path: str | Path | None = None, d
         raise TypeError(f"styleswap.r31: unknown options {sorted(unknown)}; known: {', '.join(_OPTIONS)}, "
                         "encoder_path, decoder_path")
     net = StyleSwapNet(load_encoder(31, encoder_path), load_decoder(31, decoder_path), **options)
+    extra = dict(spec.extra, **{k: getattr(net, k) for k in _OPTIONS})
+    net.spec = replace(spec, extra=extra)  # type: ignore[attr-defined]
+    return net
+
+
+_MULTI_SPEC = replace(
+    r31_spec(
+        "styleswap.multi",
+        "styleswap",
+        "arbitrary style by patch swap at relu3_1 (Chen & Schmidt 2016), then AdaIN at relu2_1 and relu1_1; "
+        "needs --style IMG",
+        {"patch_size": 3, "max_style_side": 256, "max_patches": 1024, "layers": ["relu3_1", "relu2_1", "relu1_1"]},
+    ),
+    weights="lst/vgg_r31.pth + lst/dec_r31.pth + rtstyle's lst_dec_r21/lst_dec_r11 (shipped)",
+)
+
+
+@register_model(_MULTI_SPEC)
+def _styleswap_multi(spec: ModelSpec, *, encoder_path: str | Path | None = None, decoder_path: str | Path | None = None,
+                     decoder21_path: str | Path | None = None, decoder11_path: str | Path | None = None,
+                     fine_style_side: int | None = 512, **options: Any) -> nn.Module:
+    """Build ``styleswap.multi``; ``options`` as ``styleswap.r31``'s."""
+    unknown = set(options) - set(_OPTIONS)
+    if unknown:
+        raise TypeError(f"styleswap.multi: unknown options {sorted(unknown)}; known: {', '.join(_OPTIONS)}, "
+                        "fine_style_side, encoder_path, decoder_path, decoder21_path, decoder11_path")
+    enc_file = resolve_weight("lst/vgg_r31", explicit=encoder_path)
+    net = StyleSwapMultiNet(load_encoder(31, enc_file), load_decoder(31, decoder_path),
+                            load_fine_adain(enc_file, decoder21_path, decoder11_path), fine_style_side, **options)
     extra = dict(spec.extra, **{k: getattr(net, k) for k in _OPTIONS})
     net.spec = replace(spec, extra=extra)  # type: ignore[attr-defined]
     return net

@@ -139,8 +139,10 @@ def test_real_host_openvino(lite: torch.nn.Module, tmp_path: Path) -> None:
     assert (cands["bf16"].status != "skipped") == host.native_bf16
     assert (cands["int8"].status != "skipped") == (host.vnni and HAS_NNCF)
     chosen = cands[d.precision]
-    assert chosen.status == "chosen" and chosen.psnr_db is not None
-    assert d.precision == "fp32" or chosen.psnr_db >= 40.0
+    assert chosen.status == "chosen"
+    # an fp32 choice is only measured when there was something to compare it with (an AVX2-only host
+    # without VNNI has no bf16 or int8 candidate: fp32 is chosen unmeasured)
+    assert d.precision == "fp32" or (chosen.psnr_db is not None and chosen.psnr_db >= 40.0)
     assert ("non-AMX" in d.reason) == (not host.amx)
     # the runner's output keeps that quality on a frame it was not measured on
     frame = P._sample_rgb(count=4, every=13)[-1]

@@ -33,12 +33,6 @@ def styles(shared: Path, read_rgb: Callable[..., np.ndarray]) -> dict[str, np.nd
 
 
 @pytest.fixture(scope="module")
-def lst(shared_weights: Path) -> dict[str, Path]:
-    d = shared_weights / "lst"
-    return {"encoder_path": d / "vgg_r31.pth", "decoder_path": d / "dec_r31.pth"}
-
-
-@pytest.fixture(scope="module")
 def model(lst: dict[str, Path]) -> torch.nn.Module:
     return create_model("adain.r31", **lst)
 

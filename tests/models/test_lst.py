@@ -38,6 +38,34 @@ def test_r31_reconstructs_a_real_photo(shared_weights: Path, content_photo: np.n
     assert not any(p.requires_grad for p in enc.parameters())
 
 
+@pytest.mark.parametrize("level,min_psnr", [(21, 24.0), (11, 30.0)])
+def test_shipped_shallow_decoders_reconstruct_a_real_photo(shared_weights: Path, content_photo: np.ndarray,
+                                                           level: int, min_psnr: float) -> None:
+    """rtstyle's own relu2_1 / relu1_1 decoders (the default for those levels) invert the prefix encoders."""
+    from rtstyle.models.lst import shipped_decoder
+
+    enc = load_encoder(level, shared_weights / "lst" / "vgg_r31.pth")
+    dec = load_decoder(level)
+    assert shipped_decoder(level).suffix == ".safetensors"
+    x = torch.from_numpy(content_photo).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        y = dec(enc(x)).clamp(0, 1)
+    psnr = 10 * np.log10(1.0 / torch.mean((y - x) ** 2).item())
+    assert psnr > min_psnr, psnr
+
+
+def test_decoder_round_trips_through_safetensors(tmp_path: Path) -> None:
+    from rtstyle.models.lst import save_decoder
+
+    dec = LSTDecoder(21)
+    path = save_decoder(dec, tmp_path / "d.safetensors", {"steps": "3"})
+    back = load_decoder(21, path)
+    for k, v in dec.state_dict().items():
+        torch.testing.assert_close(back.state_dict()[k], v)
+    with pytest.raises(LSTLayoutError, match="missing"):
+        load_decoder(11, path)  # a relu2_1 decoder is not a relu1_1 one
+
+
 def test_resolves_weights_from_env(shared_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RTSTYLE_WEIGHTS", str(shared_weights))
     enc = load_encoder(31)

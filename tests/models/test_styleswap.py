@@ -169,3 +169,50 @@ def test_openvino_keeps_the_eager_output_on_a_real_frame(shared_weights: Path, c
     mse = float(np.mean((outs["eager"] - outs["openvino"]) ** 2))
     psnr = 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))
     assert psnr > 40, psnr
+
+
+def test_multi_swaps_then_matches_the_fine_statistics(shared_weights: Path, content_photo: np.ndarray,
+                                                      shared: Path, read_rgb, rgb_tensor) -> None:
+    """styleswap.multi: the swap's output, then AdaIN at relu2_1 and relu1_1; the fine levels move the
+    output's fine statistics to the painting's."""
+    from rtstyle.models.adain import channel_stats
+    from rtstyle.models.styleswap import StyleSwapMultiNet
+
+    lst = dict(encoder_path=shared_weights / "lst" / "vgg_r31.pth", decoder_path=shared_weights / "lst" / "dec_r31.pth")
+    multi = create_model("styleswap.multi", **lst)
+    plain = create_model("styleswap.r31", **lst)
+    assert isinstance(multi, StyleSwapMultiNet) and get_spec("styleswap.multi").family == "styleswap"
+    x = rgb_tensor(content_photo)
+    style = rgb_tensor(read_rgb(shared / "media" / "styles" / "the_scream.jpg", (192, 160)))
+    ins = multi.encode_style(style)
+    assert ins[2].shape == ins[3].shape == (1, 128 + 64, 1, 1)
+    with torch.no_grad():
+        swapped = plain(x, *plain.encode_style(style))
+        torch.testing.assert_close(multi.fine(swapped, ins[2], ins[3], torch.ones(1)), multi(x, *ins))
+        y, taps_s = multi(x, *ins), multi.encoder.features(style)
+        def dist(img: torch.Tensor) -> float:
+            t = multi.encoder.features(img.clamp(0, 1))
+            return sum(float((channel_stats(t[k])[0] - channel_stats(taps_s[k])[0]).norm()) for k in ("r11", "r21"))
+        assert dist(y) < 0.7 * dist(swapped)
+    with pytest.raises(TypeError):
+        multi(x, ins[0])
+
+
+def test_multi_exports_to_openvino(shared_weights: Path, content_photo: np.ndarray, monkeypatch: pytest.MonkeyPatch,
+                                   tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    from rtstyle.stylizer import Stylizer
+
+    monkeypatch.setenv("RTSTYLE_WEIGHTS", str(shared_weights))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    style, frame = np.ascontiguousarray(content_photo[::-1]), np.ascontiguousarray(content_photo[:96, :128])
+    outs = {}
+    for backend in ("eager", "openvino"):
+        st = Stylizer("styleswap.multi", style_image=style, frame_size=(128, 96), backend=backend, precision="fp32")
+        try:
+            outs[backend] = st.stylize(frame).astype(np.float64)
+            assert type(st.state.runner).__module__.endswith(backend)
+        finally:
+            st.close()
+    mse = float(np.mean((outs["eager"] - outs["openvino"]) ** 2))
+    assert 10 * np.log10(255.0 ** 2 / max(mse, 1e-12)) > 35

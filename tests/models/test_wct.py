@@ -1,4 +1,4 @@
-"""WCT at relu3_1: the coloured features carry the style's covariance; Stylizer with a style swap."""
+"""WCT at relu3_1 and the multi-level cascade: the coloured features carry the style's covariance; Stylizer with a style swap."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,12 +16,6 @@ from rtstyle.models.wct import coloring_matrix, feature_covariance, wct
 def styles(shared: Path, read_rgb: Callable[..., np.ndarray]) -> dict[str, np.ndarray]:
     root = shared / "media" / "styles"
     return {n: read_rgb(root / f"{n}.jpg", (192, 160)) for n in ("starry_night", "the_scream")}
-
-
-@pytest.fixture(scope="module")
-def lst(shared_weights: Path) -> dict[str, Path]:
-    d = shared_weights / "lst"
-    return {"encoder_path": d / "vgg_r31.pth", "decoder_path": d / "dec_r31.pth"}
 
 
 def test_whiten_color_on_random_features() -> None:
@@ -57,6 +51,33 @@ def test_output_features_have_style_covariance(lst: dict[str, Path], content_pho
     with torch.no_grad():
         rec = model.decoder(model.encoder(content))
         torch.testing.assert_close(zero(content, *zero.encode_style(style)), rec, atol=1e-5, rtol=1e-5)
+
+
+def test_multi_level_cascade(lst: dict[str, Path], content_photo: np.ndarray, styles: dict[str, np.ndarray],
+                              rgb_tensor: Callable[..., torch.Tensor]) -> None:
+    """wct.multi: per-level style inputs from one style pass; each level carries the style's covariance
+    at that level; at alpha 0 it is the chain of the three reconstructions."""
+    model = create_model("wct.multi", **lst)
+    assert model.levels == (31, 21, 11) and get_spec("wct.multi").family == "wct"
+    content, style = rgb_tensor(content_photo), rgb_tensor(styles["starry_night"])
+    inputs = model.encode_style(style)
+    assert [tuple(t.shape) for t in inputs[1:6:2]] == [(256, 256), (128, 128), (64, 64)]
+    with torch.no_grad():
+        x = content
+        for i, level in enumerate(model.levels):
+            f = model._level(i, x.clamp(0, 1), inputs[2 * i], inputs[2 * i + 1], inputs[-1])
+            _, cs = feature_covariance(model.encoders[i](style))
+            _, co = feature_covariance(f)
+            assert float((co - cs).norm() / cs.norm()) < 1e-3, level
+            x = model.decoders[i](f)
+        torch.testing.assert_close(model(content, *inputs), x, atol=1e-4, rtol=1e-3)
+        zero = create_model("wct.multi", alpha=0.0, **lst)
+        rec = content
+        for i in range(3):
+            rec = zero.decoders[i](zero.encoders[i](rec.clamp(0, 1) if i else rec))
+        torch.testing.assert_close(zero(content, *zero.encode_style(style)), rec, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="style inputs"):
+        model(content, *inputs[:3])
 
 
 def test_stylizer_with_style_swap(lst: dict[str, Path], content_photo: np.ndarray,

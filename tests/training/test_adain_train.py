@@ -9,20 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import shrunk_copy
 
 from rtstyle.models.vgg_adain import EncoderMismatchError, load_decoder_file, load_pair, load_vgg16_encoder
 from rtstyle.training.adain import AdaINTrainConfig, train_adain
 
 STYLES = ("candy", "starry_night", "the_scream")
-
-
-def _shrink(src: Path, dst: Path, side: int = 64) -> None:
-    import cv2
-
-    img = cv2.imread(str(src))
-    h, w = img.shape[:2]
-    s = side / min(h, w)
-    cv2.imwrite(str(dst), cv2.resize(img, (max(side, round(w * s)), max(side, round(h * s))), interpolation=cv2.INTER_AREA))
 
 
 @pytest.fixture()
@@ -31,9 +23,9 @@ def data(shared: Path, tmp_path: Path) -> tuple[Path, Path]:
     content.mkdir()
     styles.mkdir()
     for i, p in enumerate(sorted((shared / "media" / "photos" / "train_256").glob("*.jpg"))[:4]):
-        _shrink(p, content / f"{i}.jpg")
+        shrunk_copy(p, content / f"{i}.jpg")
     for n in STYLES:
-        _shrink(shared / "media" / "styles" / f"{n}.jpg", styles / f"{n}.jpg")
+        shrunk_copy(shared / "media" / "styles" / f"{n}.jpg", styles / f"{n}.jpg")
     return content, styles
 
 
