@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["assert_export_parity", "audio_packets", "input_pts", "psnr", "shrunk_copy", "video_frames", "wait_for"]
+__all__ = ["assert_export_parity", "audio_packets", "input_pts", "psnr", "shrunk_copy", "small_training_folders", "video_frames", "wait_for"]
 
 
 def wait_for(cond: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
@@ -79,3 +79,17 @@ def assert_export_parity(backend: str, model: Any, content: Any, style_inputs: l
             ref = model(content, *ins)
         mse = float(((runner(content, *ins).float() - ref) ** 2).mean())
         assert 10 * np.log10(1.0 / max(mse, 1e-12)) >= min_db, backend
+
+
+def small_training_folders(shared: Path, root: Path, styles: tuple[str, ...] = ("candy", "starry_night", "the_scream"),
+                           photos: int = 4, side: int = 64) -> tuple[Path, Path]:
+    """``root/content`` (the first ``photos`` training photos) and ``root/styles`` (the named paintings),
+    each image shrunk to a shorter side of ``side``: real data for a few training steps."""
+    content, style_dir = root / "content", root / "styles"
+    content.mkdir()
+    style_dir.mkdir()
+    for i, p in enumerate(sorted((shared / "media" / "photos" / "train_256").glob("*.jpg"))[:photos]):
+        shrunk_copy(p, content / f"{i}.jpg", side)
+    for n in styles:
+        shrunk_copy(shared / "media" / "styles" / f"{n}.jpg", style_dir / f"{n}.jpg", side)
+    return content, style_dir

@@ -252,7 +252,7 @@ class FineAdaIN(nn.Module):
 
     Shape:
         ``forward(image, mean, std, alpha[, mask])``: ``(1, 3, H, W)`` in ~[0, 1]; ``mean``/``std``
-        ``(K, sum of the levels' channels, 1, 1)`` (:meth:`stats`); ``alpha`` ``(1,)``; ``mask`` as
+        ``(K, sum of the levels' channels, 1, 1)`` (:func:`level_stats`); ``alpha`` ``(1,)``; ``mask`` as
         :func:`masked_adain`'s region weights, resized to each level.
     """
 
@@ -267,11 +267,6 @@ class FineAdaIN(nn.Module):
         self.decoders = nn.ModuleList(decoders)
         self.levels = tuple(e.level for e in encoders)
         self.channels = tuple(e.out_channels for e in encoders)
-
-    def stats(self, taps: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """A style's encoder taps (:meth:`LSTEncoder.features`) -> its levels' ``(mean, std)``, concatenated."""
-        st = [channel_stats(taps[f"r{level}"]) for level in self.levels]
-        return torch.cat([m for m, _ in st], 1), torch.cat([s for _, s in st], 1)
 
     def forward(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, alpha: torch.Tensor,
                 mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import shrunk_copy
+from helpers import small_training_folders
 
 from rtstyle.models.vgg_adain import EncoderMismatchError, load_decoder_file, load_pair, load_vgg16_encoder
 from rtstyle.training.adain import AdaINTrainConfig, train_adain
@@ -19,14 +19,7 @@ STYLES = ("candy", "starry_night", "the_scream")
 
 @pytest.fixture()
 def data(shared: Path, tmp_path: Path) -> tuple[Path, Path]:
-    content, styles = tmp_path / "content", tmp_path / "styles"
-    content.mkdir()
-    styles.mkdir()
-    for i, p in enumerate(sorted((shared / "media" / "photos" / "train_256").glob("*.jpg"))[:4]):
-        shrunk_copy(p, content / f"{i}.jpg")
-    for n in STYLES:
-        shrunk_copy(shared / "media" / "styles" / f"{n}.jpg", styles / f"{n}.jpg")
-    return content, styles
+    return small_training_folders(shared, tmp_path, styles=STYLES)
 
 
 def _cfg(data: tuple[Path, Path], out: Path, vgg: Path, **kw) -> AdaINTrainConfig:

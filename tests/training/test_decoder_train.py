@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import shrunk_copy
+from helpers import small_training_folders
 
 from rtstyle.models.lst import load_decoder, load_encoder
 from rtstyle.training.decoder import DecoderTrainConfig, init_from_r31, train_decoder
@@ -15,14 +15,7 @@ from rtstyle.training.decoder import DecoderTrainConfig, init_from_r31, train_de
 
 @pytest.fixture()
 def data(shared: Path, tmp_path: Path) -> tuple[Path, Path]:
-    content, styles = tmp_path / "content", tmp_path / "styles"
-    content.mkdir()
-    styles.mkdir()
-    for i, p in enumerate(sorted((shared / "media" / "photos" / "train_256").glob("*.jpg"))[:4]):
-        shrunk_copy(p, content / f"{i}.jpg", 48)
-    for n in ("candy", "starry_night", "the_scream"):
-        shrunk_copy(shared / "media" / "styles" / f"{n}.jpg", styles / f"{n}.jpg", 48)
-    return content, styles
+    return small_training_folders(shared, tmp_path, side=48)
 
 
 def _psnr(dec: torch.nn.Module, enc: torch.nn.Module, x: torch.Tensor) -> float:
