@@ -26,7 +26,8 @@ from rtstyle.io import NullSink, SyntheticSource
 
 def measure(model: str, switches: list[dict[str, Any]], backend: str, size: tuple[int, int], internal: int | None,
             first: dict[str, Any], settle: float = 1.0, swap_hold: float | None = None,
-            style_encoder: str | None = None, warmup: float = 2.0, passes: int = 2) -> list[dict[str, Any]]:
+            style_encoder: str | None = None, warmup: float = 2.0, passes: int = 2,
+            precision: str = "auto") -> list[dict[str, Any]]:
     seen: dict[str, float] = {}
     lock = threading.Lock()
 
@@ -35,7 +36,8 @@ def measure(model: str, switches: list[dict[str, Any]], backend: str, size: tupl
             seen.setdefault(frame.meta.get("style", ""), time.perf_counter())
 
     w, h = size
-    st = Stylizer(model, backend=backend, size=internal, frame_size=(w, h), style_encoder=style_encoder, **first)
+    st = Stylizer(model, backend=backend, size=internal, frame_size=(w, h), style_encoder=style_encoder,
+                  precision=precision, **first)
     rows: list[dict[str, Any]] = []
     with SyntheticSource(w, h, fps=30.0, live=True) as src:
         pipe = Pipeline(src, st, [NullSink(lossless=False)], live=True, on_frame=on_frame, swap_hold=swap_hold)
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--swap-hold", type=float, default=None, help="Pipeline swap_hold in seconds (default: its own)")
     ap.add_argument("--style-encoder", choices=["fp32", "int8"], default=None,
                     help="style-image encoder precision (metanet.*; default: the model's, fp32)")
+    ap.add_argument("--precision", default="auto", help="auto | fp32 | bf16 | int8 (OpenVINO): passed to the Stylizer")
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of live run before the first switch")
     ap.add_argument("--settle", type=float, default=1.0, help="seconds between switches")
     ap.add_argument("--json", type=Path, default=None)
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     switches += [{"options": {"brush": b}} for b in a.brush]
     first = {"style_image": a.first_style} if a.first_style else {}
     rows = measure(a.model, switches, a.backend, (w, h), a.internal, first, swap_hold=a.swap_hold,
-                   style_encoder=a.style_encoder, warmup=a.warmup, settle=a.settle)
+                   style_encoder=a.style_encoder, warmup=a.warmup, settle=a.settle, precision=a.precision)
     summary = {}
     for p in (1, 2):
         lat = [r["latency_ms"] for r in rows if r["pass"] == p]

@@ -39,14 +39,15 @@ from .base import Backend, BackendOptions, Runner
 from .cache import EngineCache, EngineKey, device_name
 
 __all__ = ["FLOOR_DB", "MARGIN", "AutoPrecisionBackend", "Candidate", "PrecisionDecision", "candidate_precisions",
-           "decide_precision", "calibration_inputs"]
+           "decide_precision", "calibration_inputs", "int8_calibration"]
 
 log = logging.getLogger(__name__)
 
 FLOOR_DB = 40.0
 MARGIN = 0.05
 DECISION_FILE = "decision.json"
-_METHOD = "rtstyle.precision/1"  # bump when the way of measuring changes: old decisions are then ignored
+_METHOD = "rtstyle.precision/2"  # bump when the way of measuring (or what a candidate is) changes: old decisions are then ignored
+# /2: OpenVINO int8 keeps MatMul in fp32 and calibrates on the sample clip when given no calibration set
 
 # what each backend accepts, per device type (fp32 first: the reference every candidate is compared with)
 SUPPORTED: dict[str, dict[str, tuple[str, ...]]] = {
@@ -213,7 +214,7 @@ def _sample_sha() -> str:
     return hashlib.sha256(_SAMPLE.read_bytes()).hexdigest()
 
 
-def _int8_calibration(spec: Any, multiple: int) -> Any:
+def int8_calibration(spec: Any, multiple: int) -> Any:
     """The int8 engine's calibration set: 10 sample-clip frames at a fixed 320 px long side, so the engine
     (dynamic in H and W) is the same whatever frame size a run starts with. Lazy: decoding them cost a
     cached run more than the engine lookup itself."""
@@ -484,7 +485,7 @@ class AutoPrecisionBackend(Backend):
             if b is None:
                 extra = dict(self.options.extra)
                 if precision == "int8" and "calibration" not in extra and model is not None:
-                    extra["calibration"] = _int8_calibration(model.spec, getattr(model.spec, "size_multiple", 1))  # type: ignore[attr-defined]
+                    extra["calibration"] = int8_calibration(model.spec, getattr(model.spec, "size_multiple", 1))  # type: ignore[attr-defined]
                 opts = dataclasses.replace(self.options, precision=precision, extra=extra)
                 b = self._inner[precision] = create_backend(self.name, opts)
             return b

@@ -35,7 +35,7 @@ from ..models.lst import load_decoder, load_encoder
 from ..weights import resolve_weight, sha256_file
 from ._loop import (Amp, Checkpointer, StepTimer, command_line, loss_postfix, optimise, pick_device, resolve_amp,
                     run_steps, save_preview_row, write_train_report)
-from .data import ImageFolder
+from .data import ImageFolder, split_held_out
 from ..nn.losses import content_loss, gram, meanstd_style_loss
 from ..nn.vgg import STYLE_LAYERS, load_vgg16
 from ._fields import amp_field, device_field, report_field, seed_field
@@ -89,10 +89,9 @@ def training_styles(folder: str | Path, exclude: tuple[str, ...]) -> list[Path]:
     Raises:
         FileNotFoundError: nothing left after the exclusion.
     """
-    drop = {Path(e).stem for e in exclude}
-    files = [p for p in images_under(folder) if p.stem not in drop]
+    files, _ = split_held_out(images_under(folder), exclude)
     if not files:
-        raise FileNotFoundError(f"no style images left in {folder} after excluding {sorted(drop)}")
+        raise FileNotFoundError(f"no style images left in {folder} after excluding {sorted(Path(e).stem for e in exclude)}")
     return files
 
 

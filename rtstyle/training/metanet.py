@@ -56,7 +56,7 @@ from ._loop import (Checkpointer, StepTimer, command_line, pick_device, resolve_
                     to_tensor, write_train_report)
 from ._fields import (amp_field, checkpoint_every_field, device_field, preview_every_field, preview_field,
                       report_field, seed_field, vgg_field)
-from .data import ImageFolder
+from .data import ImageFolder, rotate_hue, split_held_out
 from .temporal import TemporalOptions, TemporalTerm
 
 __all__ = ["MetaNetTrainConfig", "flat_mask", "rotate_hue", "train_metanet"]
@@ -160,12 +160,9 @@ class _Counters:
 
 
 def _style_files(folder: str, exclude: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
-    order = {s: i for i, s in reversed(list(enumerate(Path(e).stem for e in exclude)))}
-    files = images_under(folder)
-    train = [p for p in files if p.stem not in order]
-    held = sorted((p for p in files if p.stem in order), key=lambda p: order[p.stem])  # as listed in exclude
+    train, held = split_held_out(images_under(folder), exclude)  # held: as listed in exclude
     if not train:
-        raise FileNotFoundError(f"no style images left in {folder} after excluding {sorted(order)}")
+        raise FileNotFoundError(f"no style images left in {folder} after excluding {sorted(Path(e).stem for e in exclude)}")
     return train, held
 
 
@@ -189,19 +186,6 @@ def _load_init(name: str) -> torch.nn.Module:
     if not isinstance(net, (TransformerNet, MetaNet)):
         raise ValueError(f"--init-from {name}: neither a Johnson TransformerNet nor a MetaNet ({type(net).__name__})")
     return net.float().cpu()
-
-
-def rotate_hue(img: torch.Tensor, angle: float) -> torch.Tensor:
-    """``(N, 3, H, W)`` RGB in [0, 1] with its hue rotated by ``angle`` radians (a rotation of the
-    chroma plane of YIQ: luma kept; clipped to [0, 1])."""
-    c, s = math.cos(angle), math.sin(angle)
-    yiq = _RGB_TO_YIQ.to(img)
-    rot = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]]).to(img)
-    m = torch.linalg.inv(yiq) @ rot @ yiq
-    return torch.einsum("oc,nchw->nohw", m, img).clamp(0.0, 1.0)
-
-
-_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
 def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:

@@ -54,3 +54,45 @@ def test_train_resume_bank_and_load(vgg16_path: Path, folders: tuple[Path, Path]
     cfg.ngf = 8  # another architecture cannot resume this run
     with pytest.raises(ValueError, match="ngf"):
         train_msgnet(cfg, progress=False)
+
+
+def _tiny(**kw: object) -> MSGNetTrainConfig:
+    return MSGNetTrainConfig(**{"name": "msgnet.tiny", "batch": 2, "size": 48, "style_sizes": (48, 96),
+                                "bank_sizes": (48, 96), "ngf": 4, "n_blocks": 1, "stem": 8, "down1": 4, "up1": 4,
+                                "up2": 4, "lr": 1e-2, "checkpoint_every": 4, "preview_every": 0, "command": "test",
+                                **kw})
+
+
+def test_extra_styles_train_outside_the_bank_held_out_never(vgg16_path: Path, folders: tuple[Path, Path],
+                                                           shared: Path, tmp_path: Path) -> None:
+    import cv2
+
+    from rtstyle.eval.arbitrary import HELD_OUT_STYLES
+
+    data, styles = folders
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for src in [shared / "media/styles/the_scream.jpg", shared / "media/styles/wave.jpg",
+                shared / "media/styles/public_domain" / f"{HELD_OUT_STYLES[1]}.jpg"]:  # the last: held out
+        cv2.imwrite(str(extra / src.name), cv2.resize(cv2.imread(str(src)), (128, 96)))
+    cfg = _tiny(styles=str(styles), data=str(data), out=str(tmp_path / "run"), vgg=str(vgg16_path),
+                extra_styles=(str(extra),), style_hue=1.0, steps=8)
+    path = train_msgnet(cfg, progress=False)
+    hist = json.loads((tmp_path / "run/history.json").read_text())
+    assert {h["style_index"] for h in hist} == {0, 1, 2, 3}  # 2 bank + 2 extra styles; the held-out one never
+    assert all(np.isfinite(h["style"]) for h in hist)  # hue-rotated targets too
+    model = create_model(f"msgnet:{path}")
+    assert model.spec.styles == ("mondrian", "starry_night")  # the bank: the style folder only
+    extra_rec = model.spec.extra
+    assert extra_rec["extra_styles"] == {"folders": ["extra"], "images": 2}
+    assert HELD_OUT_STYLES[1] in extra_rec["held_out_styles"] and extra_rec["style_hue"] == 1.0
+
+    # --init-from: a run starts exactly at a trained net of its architecture (0 steps: its weights)
+    start = train_msgnet(_tiny(styles=str(styles), data=str(data), out=str(tmp_path / "warm"), vgg=str(vgg16_path),
+                               init_from=str(path), steps=0), progress=False)
+    a, b = model.net.state_dict(), create_model(f"msgnet:{start}").net.state_dict()
+    assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+    assert create_model(f"msgnet:{start}").spec.extra["initialised_from"] == str(path)
+    with pytest.raises(ValueError, match="architecture"):
+        train_msgnet(_tiny(styles=str(styles), data=str(data), out=str(tmp_path / "other"), vgg=str(vgg16_path),
+                           init_from=str(path), steps=0, ngf=8), progress=False)
