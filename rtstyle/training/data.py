@@ -10,7 +10,7 @@ import torch
 
 from ..image import IMAGE_EXTENSIONS, fit_image, images_under, read_image, to_tensor
 
-__all__ = ["IMAGE_EXTS", "ImageFolder", "fit_image", "rotate_hue", "split_held_out"]
+__all__ = ["IMAGE_EXTS", "ImageFolder", "fit_image", "rotate_hue", "split_held_out", "training_files"]
 
 log = logging.getLogger(__name__)
 IMAGE_EXTS = IMAGE_EXTENSIONS  # the package's one set (rtstyle.image)
@@ -48,6 +48,19 @@ def split_held_out(files: list[Path], exclude: tuple[str, ...] | list[str],
     return train, held
 
 
+def training_files(folder: str | Path, exclude: tuple[str, ...] | list[str] = (),
+                   what: str = "images") -> tuple[list[Path], list[Path]]:
+    """``(trained on, held out)`` of the images under ``folder`` (:func:`split_held_out`).
+
+    Raises:
+        FileNotFoundError: nothing is left to train on.
+    """
+    train, held = split_held_out(images_under(folder), exclude)
+    if not train:
+        raise FileNotFoundError(f"no {what} left in {folder} after excluding {sorted(Path(e).stem for e in exclude)}")
+    return train, held
+
+
 class ImageFolder:
     """All images of a folder decoded into memory at ``short_side``; random square crops.
 
@@ -61,9 +74,7 @@ class ImageFolder:
 
     def __init__(self, folder: str | Path, size: int, short_side: int | None = None, seed: int = 0,
                  exclude: tuple[str, ...] = ()) -> None:
-        self.files, _ = split_held_out(images_under(folder), exclude)
-        if not self.files:
-            raise FileNotFoundError(f"no images left in {folder} after excluding {sorted(Path(e).stem for e in exclude)}")
+        self.files, _ = training_files(folder, exclude)
         self.size = size
         s = short_side or size
         self.images = [read_image(p, short_side=s) for p in self.files]

@@ -32,11 +32,10 @@ import torch.nn.functional as F
 from ..eval.arbitrary import HELD_OUT_STYLES
 from ..models.lst import (DECODER_FORMAT, LSTDecoder, load_decoder, load_encoder, save_decoder)
 from ..weights import resolve_weight, sha256_file
-from ._fields import amp_field, checkpoint_every_field, device_field, preview_every_field, report_field, seed_field
+from ._fields import checkpoint_every_field, device_field, preview_every_field, report_field, seed_field
 from ._loop import (Checkpointer, StepTimer, command_line, loss_postfix, optimise, pick_device, resolve_amp,
                     run_steps, save_preview_row, write_train_report)
 from .data import ImageFolder
-from .linear import training_styles
 
 __all__ = ["DecoderTrainConfig", "fit_last_layer", "init_from_r31", "train_decoder"]
 
@@ -163,9 +162,8 @@ def train_decoder(cfg: DecoderTrainConfig, progress: bool = True) -> Path:
     dec = amp.module(dec.to(dev))
     half = max(1, cfg.batch // 2)
     content = ImageFolder(cfg.content, cfg.size, seed=cfg.seed)
-    style_files = training_styles(cfg.styles, cfg.exclude)
     styles = ImageFolder(cfg.styles, cfg.size, short_side=2 * cfg.size, seed=cfg.seed + 1, exclude=cfg.exclude)
-    assert [p.name for p in styles.files] == [p.name for p in style_files]
+    style_files = styles.files  # the training_styles() list: both come from training_files()
     log.info("training the relu%d_1 decoder on %d content and %d style images (%d held out)", cfg.level // 10,
              len(content), len(styles), len(cfg.exclude))
 

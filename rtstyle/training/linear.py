@@ -16,7 +16,8 @@ activation scale then does not matter), and weighted by ``content_weight`` / ``g
 ``meanstd_weight``.
 
 Held-out paintings (``exclude``, by file stem; default :data:`rtstyle.eval.arbitrary.HELD_OUT_STYLES`)
-never enter the style list: :func:`training_styles` is the one place that builds it.
+never enter the style list, nor do renamed copies of them: :func:`rtstyle.training.data.training_files`
+is the one place that builds it (the style :class:`~.data.ImageFolder` and :func:`training_styles` use it).
 """
 from __future__ import annotations
 
@@ -28,14 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..image import images_under
 from ..eval.arbitrary import HELD_OUT_STYLES
 from ..models.linear import LinearTransform, base_spec, save_transform
 from ..models.lst import load_decoder, load_encoder
 from ..weights import resolve_weight, sha256_file
 from ._loop import (Amp, Checkpointer, StepTimer, command_line, loss_postfix, optimise, pick_device, resolve_amp,
                     run_steps, save_preview_row, write_train_report)
-from .data import ImageFolder, split_held_out
+from .data import ImageFolder, training_files
 from ..nn.losses import content_loss, gram, meanstd_style_loss
 from ..nn.vgg import STYLE_LAYERS, load_vgg16
 from ._fields import amp_field, device_field, report_field, seed_field
@@ -89,10 +89,7 @@ def training_styles(folder: str | Path, exclude: tuple[str, ...]) -> list[Path]:
     Raises:
         FileNotFoundError: nothing left after the exclusion.
     """
-    files, _ = split_held_out(images_under(folder), exclude)
-    if not files:
-        raise FileNotFoundError(f"no style images left in {folder} after excluding {sorted(Path(e).stem for e in exclude)}")
-    return files
+    return training_files(folder, exclude, "style images")[0]
 
 
 def train_linear(cfg: LinearTrainConfig, progress: bool = True) -> Path:
@@ -112,9 +109,8 @@ def train_linear(cfg: LinearTrainConfig, progress: bool = True) -> Path:
     dec = amp.module(load_decoder(31, dec_file).to(dev))
     vgg = amp.module(load_vgg16(cfg.vgg, taps=(*STYLE_LAYERS, _CONTENT_TAP)).to(dev))
     content = ImageFolder(cfg.content, cfg.size, seed=cfg.seed)
-    style_files = training_styles(cfg.styles, cfg.exclude)
     styles = ImageFolder(cfg.styles, cfg.size, short_side=2 * cfg.size, seed=cfg.seed + 1, exclude=cfg.exclude)
-    assert [p.name for p in styles.files] == [p.name for p in style_files]
+    style_files = styles.files  # the training_styles() list: both come from training_files()
     log.info("training linear.r31 on %d content and %d style images (%d held out)", len(content), len(styles),
              len(cfg.exclude))
 

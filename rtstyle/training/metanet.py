@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..image import images_under, read_image
+from ..image import read_image
 from ..models.metanet import MetaNet, MetaNetArch, metanet_spec, resize_long, save_metanet, style_features
 from ..nn.losses import content_loss, gram, tv_loss
 from ..nn.vgg import load_vgg16
@@ -56,7 +56,7 @@ from ._loop import (Checkpointer, StepTimer, command_line, pick_device, resolve_
                     to_tensor, write_train_report)
 from ._fields import (amp_field, checkpoint_every_field, device_field, preview_every_field, preview_field,
                       report_field, seed_field, vgg_field)
-from .data import ImageFolder, rotate_hue, split_held_out
+from .data import ImageFolder, rotate_hue, training_files
 from .temporal import TemporalOptions, TemporalTerm
 
 __all__ = ["MetaNetTrainConfig", "flat_mask", "rotate_hue", "train_metanet"]
@@ -160,10 +160,7 @@ class _Counters:
 
 
 def _style_files(folder: str, exclude: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
-    train, held = split_held_out(images_under(folder), exclude)  # held: as listed in exclude
-    if not train:
-        raise FileNotFoundError(f"no style images left in {folder} after excluding {sorted(Path(e).stem for e in exclude)}")
-    return train, held
+    return training_files(folder, exclude, "style images")  # held: as listed in exclude
 
 
 def _crop(img: torch.Tensor, rng: np.random.Generator, min_frac: float) -> torch.Tensor:
