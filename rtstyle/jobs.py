@@ -59,7 +59,7 @@ class StylizerSettings:
     crossfade: int = 0
     temporal: float | None = None
     temporal_preset: str | None = None  # "file" | "live"
-    style_encoder: str = "auto"  # "auto" | "fp32" | "int8"
+    style_encoder: str = "auto"  # "auto" | "fp32" | "bf16" | "int8"
 
 
 def check_temporal(strength: float | None) -> None:
@@ -100,7 +100,7 @@ def build_stylizer(settings: StylizerSettings, *, live: bool = False, options: A
     stylizer = Stylizer(target, backend=settings.backend, device=settings.device, precision=settings.precision,
                         size=size, scale=settings.scale, style_image=style_image, crossfade=settings.crossfade,
                         temporal=temporal, style_encoder=style_encoder_choice(settings.style_encoder,
-                                                                              settings.device, live),
+                                                                              settings.device, live, settings.model),
                         options=options)
     _apply_style_vector(stylizer, settings.style_vector)
     return stylizer
@@ -112,9 +112,10 @@ def ray_stylizer(options: Any = None, **fields: Any) -> Stylizer:
     return build_stylizer(StylizerSettings(**fields), options=options)
 
 
-def style_encoder_choice(choice: str | None, device: str, live: bool) -> str | None:
-    """``--style-encoder``: ``auto`` is int8 for live use (style changes while streaming) on the CPU when
-    OpenVINO and NNCF are installed, else the model's own fp32 (None)."""
+def style_encoder_choice(choice: str | None, device: str, live: bool, model: str) -> str | None:
+    """``--style-encoder``: ``auto`` is int8 for live use (style changes while streaming) of a MetaNet
+    model on the CPU when OpenVINO and NNCF are installed (the family whose int8 encoder is measured:
+    ``docs/metanet_encoder.json``); else the model's own ``auto`` (None: bf16 on AMX hosts, else fp32)."""
     choice = choice or "auto"
     if choice != "auto":
         return choice
@@ -123,7 +124,7 @@ def style_encoder_choice(choice: str | None, device: str, live: bool) -> str | N
 
     device = str(device)
     on_cpu = device == "cpu" or (device == "auto" and resolve_device("auto").type == "cpu")
-    return "int8" if live and on_cpu and int8_available() else None
+    return "int8" if live and on_cpu and _family(model) == "metanet" and int8_available() else None
 
 
 def model_with_controls(settings: StylizerSettings) -> tuple[Any, str | None]:
@@ -165,8 +166,9 @@ def model_with_controls(settings: StylizerSettings) -> tuple[Any, str | None]:
 def _family(model: str) -> str:
     from .models import get_spec
 
-    if str(model).startswith("msgnet:"):
-        return "msgnet"
+    for prefix in ("msgnet", "metanet"):
+        if str(model).startswith(prefix + ":"):
+            return prefix
     try:
         return get_spec(model).family
     except KeyError:

@@ -200,8 +200,9 @@ class Stylizer:
         temporal: a :class:`TemporalFilter` applied to each stylised frame at the internal
             resolution (flicker reduction); reset on every style swap.
         style_encoder: precision of the style encoder of models that encode style images with one
-            (``encoder_precision``: MetaNet): ``"fp32"`` or ``"int8"`` (faster style changes, a
-            slightly different net; needs OpenVINO + NNCF). ``None``: the model's own setting (fp32).
+            (``encoder_precision``: MetaNet, AdaIN, linear, WCT): ``"auto"`` (bf16 on AMX hosts, else
+            fp32), ``"fp32"``, ``"bf16"`` or ``"int8"`` (faster style changes, a slightly different
+            result; needs OpenVINO + NNCF). ``None``: the model's own setting (``"auto"``).
 
     Thread safety: ``__call__`` is meant for one worker thread; ``set_style`` / ``prepare`` /
     ``activate`` may be called from any thread at any time.
@@ -228,8 +229,8 @@ class Stylizer:
         temporal: "TemporalFilter | None" = None,
         style_encoder: str | None = None,
     ) -> None:
-        if style_encoder not in (None, "fp32", "int8"):
-            raise ValueError(f"style_encoder must be fp32 or int8, got {style_encoder!r}")
+        if style_encoder not in (None, "auto", "fp32", "bf16", "int8"):
+            raise ValueError(f"style_encoder must be auto, fp32, bf16 or int8, got {style_encoder!r}")
         if size is not None and scale is not None:
             raise ValueError("give either size or scale, not both")
         if scale is not None and not (0.05 <= scale <= 4.0):

@@ -258,17 +258,21 @@ def test_msgnet_controls_from_the_cli(content_photo: np.ndarray, tmp_path: Path,
     assert "three" in err and "Traceback" not in err
 
 
-def test_style_encoder_choice_is_int8_for_live_only_when_installed() -> None:
+def test_style_encoder_choice_is_int8_for_live_metanet_only_when_installed() -> None:
     from rtstyle.jobs import style_encoder_choice as choice
     from rtstyle.models._style_encoder import int8_available
 
-    assert choice("auto", "cpu", live=False) is None
-    assert choice("auto", "cpu", live=True) == ("int8" if int8_available() else None)
-    assert choice("auto", "cuda", live=True) is None
+    m = "metanet.lite"
+    assert choice("auto", "cpu", False, m) is None
+    assert choice("auto", "cpu", True, m) == ("int8" if int8_available() else None)
+    assert choice("auto", "cuda", True, m) is None
     # the default device resolves first
-    assert choice("auto", "auto", live=True) == (choice("auto", "cpu", live=True) if not torch.cuda.is_available() else None)
-    assert choice("fp32", "cpu", live=True) == "fp32"
-    assert choice("int8", "cpu", live=False) == "int8"
+    assert choice("auto", "auto", True, m) == (choice("auto", "cpu", True, m) if not torch.cuda.is_available() else None)
+    # other families keep their encoder's own auto (bf16 on AMX hosts, else fp32) live too
+    assert choice("auto", "cpu", True, "linear.r31") is None and choice("auto", "cpu", True, "adain.r31") is None
+    assert choice("fp32", "cpu", True, m) == "fp32"
+    assert choice("int8", "cpu", False, m) == "int8"
+    assert choice("bf16", "cpu", True, "linear.r31") == "bf16"
 
 
 def test_device_defaults_to_auto_and_the_report_says_what_it_became(tiny_johnson: Path, tmp_path: Path) -> None:

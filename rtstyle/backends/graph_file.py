@@ -142,11 +142,13 @@ class FileRuntime:
         return importlib.util.find_spec("openvino") is not None
 
     def compile_module(self, module: nn.Module, example: torch.Tensor, *, name: str, version: int,
-                       calibration: Callable[[], list[torch.Tensor]] | None) -> tuple[GraphCall, bool]:
-        from .openvino import compile_ir, module_ir
+                       calibration: Callable[[], list[torch.Tensor]] | None,
+                       precision: str = "fp32") -> tuple[GraphCall, str]:
+        from .openvino import compile_ir, compiled_precision, module_ir
 
         ir, quantised = module_ir(module, example, name=name, version=version, calibration=calibration)
-        return ov_call(compile_ir(ir)), quantised
+        compiled = compile_ir(ir, precision="fp32" if quantised else precision)
+        return ov_call(compiled), "int8" if quantised else compiled_precision(compiled)
 
 
 register_graph_runtime(FileRuntime())

@@ -31,7 +31,7 @@ from .export import (DEFAULT_OPSET, cached_onnx, check_example_inputs, example_l
                      installed_version, require)
 from .graph_file import GraphFileRunner, ov_call
 
-__all__ = ["LazyCalibration", "OpenVINOBackend", "OpenVINORunner", "compile_ir", "frame_ir", "module_ir", "ov_config",
+__all__ = ["LazyCalibration", "OpenVINOBackend", "OpenVINORunner", "compile_ir", "compiled_precision", "frame_ir", "module_ir", "ov_config",
            "quantize_ir"]
 
 log = logging.getLogger(__name__)
@@ -413,11 +413,25 @@ def module_ir(module: nn.Module, example: torch.Tensor, *, name: str, version: i
     return (cache or EngineCache()).put(key, build) / IR_FILE, nncf is not None
 
 
-def compile_ir(ir: Path, ov_device: str = "CPU") -> Any:
-    """An IR compiled for latency in f32: on CPUs with AVX-512 BF16 OpenVINO would default to bf16,
-    which rounds statistics and, without AMX, runs slower."""
+def compile_ir(ir: Path, ov_device: str = "CPU", precision: str = "fp32") -> Any:
+    """An IR compiled for latency in ``precision`` (``fp32`` or ``bf16``), always given explicitly: on
+    CPUs with AVX-512 BF16 OpenVINO would default to bf16, which rounds statistics and, without AMX,
+    runs slower (the style encoders' ``auto`` asks for bf16 on AMX hosts only)."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"compile_ir takes fp32 or bf16, got {precision!r}")
     core = _import_ov().Core()
-    return core.compile_model(core.read_model(str(ir)), ov_device, ov_config("fp32"))
+    return core.compile_model(core.read_model(str(ir)), ov_device, ov_config(precision))
+
+
+def compiled_precision(compiled: Any) -> str:
+    """What a compiled model runs in, as OpenVINO reports it: ``"bf16"``, ``"fp16"`` or ``"fp32"``
+    (a bf16 hint on a CPU without bf16 compiles to f32)."""
+    try:
+        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+    except Exception:  # noqa: BLE001 - a device without the property runs what the IR says: f32 here
+        return "fp32"
+    name = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+    return {"bf16": "bf16", "f16": "fp16"}.get(name, "fp32")
 
 
 # --------------------------------------------------------------------------- the frame contract baked in

@@ -75,9 +75,10 @@ def add_model_options(p: argparse.ArgumentParser, multi: bool = False) -> None:
     p.add_argument("--temporal-preset", choices=TEMPORAL_PRESETS, default=None,
                    help="stabiliser quality/cost preset: file (gated, best), file_light (cheaper, for nets stable by "
                    "themselves), live (default: file for stylize, live for live)")
-    p.add_argument("--style-encoder", choices=["auto", "fp32", "int8"], default="auto",
-                   help="metanet.*: precision of the style-image encoder; int8 (OpenVINO + NNCF) makes style changes "
-                   "faster for a slightly different net (default auto: int8 for live when installed, else fp32)")
+    p.add_argument("--style-encoder", choices=["auto", "fp32", "bf16", "int8"], default="auto",
+                   help="models that encode a style image (metanet, adain, linear, wct): precision of that encoder on "
+                   "OpenVINO; int8 (OpenVINO + NNCF) makes style changes faster for a slightly different result "
+                   "(default auto: int8 for metanet.* live when installed, else bf16 on AMX hosts, else fp32)")
     p.add_argument("--report", type=Path, default=None, help="write a JSON run report here")
 
 

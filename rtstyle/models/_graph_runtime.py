@@ -90,7 +90,8 @@ class GraphRuntime(Protocol):
         ...
 
     def compile_module(self, module: nn.Module, example: torch.Tensor, *, name: str, version: int,
-                       calibration: Callable[[], list[torch.Tensor]] | None) -> tuple[GraphCall, bool]:
+                       calibration: Callable[[], list[torch.Tensor]] | None,
+                       precision: str = "fp32") -> tuple[GraphCall, str]:
         """A compiled graph of ``module`` (one ``(1, 3, H, W)`` image in, any H and W, one tensor out).
 
         Args:
@@ -99,9 +100,12 @@ class GraphRuntime(Protocol):
             name / version: with the weights, what the converted graph is cached under.
             calibration: ``None`` for fp32; else int8, calibrated on what it returns (fp32 and a
                 warning when the quantiser is missing).
+            precision: ``"fp32"`` or ``"bf16"`` (the inference precision of a graph that is not
+                quantised; the runtime may run f32 where the CPU has no bf16).
 
         Returns:
-            ``(call, quantised)``; ``call({0: image array})`` gives the output array.
+            ``(call, ran)``; ``call({0: image array})`` gives the output array; ``ran`` is what the
+            compiled graph actually runs: ``"int8"``, ``"bf16"`` or ``"fp32"``.
         """
         ...
 

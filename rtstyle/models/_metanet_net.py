@@ -219,7 +219,7 @@ class MetaNet(nn.Module):
         self.encoder_runtime = "auto"  # style encoder: "auto" (OpenVINO on CPU if installed) | "eager"
         # style encoder precision: "fp32" | "int8" (OpenVINO + NNCF: faster style changes, slightly
         # different features; what ``rtstyle live`` picks when it can)
-        self.encoder_precision = "fp32"
+        self.encoder_precision = "auto"
 
     @torch.no_grad()
     def init_from(self, net: TransformerNet, style_gain: float = 0.1) -> "MetaNet":
@@ -310,14 +310,14 @@ class MetaNet(nn.Module):
 
         Runs the frozen VGG16 + statistics through :class:`~rtstyle.models._style_encoder.StyleEncoder`
         (OpenVINO on the CPU when installed, ``encoder_runtime`` = ``"auto"``; ``"eager"`` forces
-        PyTorch), in ``encoder_precision`` (``"fp32"`` or ``"int8"``, calibrated on the bundled sample
-        clip): the largest part of a style change's latency.
+        PyTorch), in ``encoder_precision`` (``"auto"``: bf16 on AMX hosts, else fp32; ``"fp32"``, ``"bf16"``, or
+        ``"int8"``, calibrated on the bundled sample clip): the largest part of a style change's latency.
         """
         vgg = self.vgg
         dev = next(vgg.parameters()).device
         img = resize_long(style01.float().to(dev), self.arch.style_size)
         # cached on the VGG16 module, which is shared by every meta network loaded from the same file
-        precision = self.encoder_precision if self.encoder_runtime != "eager" else "fp32"  # int8 is OpenVINO's
+        precision = self.encoder_precision if self.encoder_runtime != "eager" else "auto"  # bf16/int8: OpenVINO's
         enc = style_encoder_for(vgg, "_rtstyle_metanet_encoder", lambda: _FeatureNet(vgg), self.encoder_runtime,
                                 "MetaNet style encoder (VGG16 mean/std)", precision=precision,
                                 calibration=partial(sample_frames, self.arch.style_size))

@@ -292,6 +292,9 @@ class ControlledFeatureNet(nn.Module, ABC):
         self.controls = controls or AdaINControls()
         self.max_style_side = max_style_side
         self.encoder_runtime = "auto"  # style images: "auto" (OpenVINO on CPU if installed) | "eager"
+        # the style encoder's precision (HasEncoderPrecision): "auto" (bf16 on AMX hosts, else fp32),
+        # "fp32", "bf16" or "int8" (OpenVINO only; see rtstyle.models._style_encoder)
+        self.encoder_precision = "auto"
         # Graph-shaping settings live in a buffer so that they enter the engine cache key (weights
         # hash); alpha and the style tensors are inputs and need no re-export.
         self.register_buffer("graph_flags", torch.tensor([float(self.controls.color == "luminance")]))
@@ -362,8 +365,9 @@ class ControlledFeatureNet(nn.Module, ABC):
         The frozen encoder runs on OpenVINO when installed (CPU), which makes style changes faster;
         it is cached on the encoder module, which every style state of this model shares.
         """
+        precision = self.encoder_precision if self.encoder_runtime != "eager" else "auto"  # bf16/int8: OpenVINO's
         enc = style_encoder_for(self.encoder, "_rtstyle_style_encoder", lambda: self.encoder, self.encoder_runtime,
-                                f"{type(self.encoder).__name__} style encoder")
+                                f"{type(self.encoder).__name__} style encoder", precision=precision)
         return enc(self._prepare_style(style))
 
     @abstractmethod

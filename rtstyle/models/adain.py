@@ -226,12 +226,14 @@ class LevelStats(nn.Module):
 
 
 def level_stats(encoder: LSTEncoder, levels: Sequence[int], style: torch.Tensor,
-                runtime: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+                runtime: str = "auto", precision: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """``(mean, std)`` of ``levels`` (concatenated in that order) for a prepared style image, through a
-    :class:`LevelStats` style encoder cached on ``encoder`` (OpenVINO when installed, else eager)."""
+    :class:`LevelStats` style encoder cached on ``encoder`` (OpenVINO when installed, else eager; in
+    ``precision``, see :mod:`rtstyle.models._style_encoder`)."""
     key = "_rtstyle_level_stats_" + "_".join(str(v) for v in levels)
     enc = style_encoder_for(encoder, key, lambda: LevelStats(encoder, levels), runtime,
-                            f"relu{'/'.join(str(v) for v in levels)} statistics")
+                            f"relu{'/'.join(str(v) for v in levels)} statistics",
+                            precision=precision if runtime != "eager" else "auto")
     out = enc(style)
     c = out.shape[1] // 2
     return out[:, :c], out[:, c:]
@@ -315,7 +317,8 @@ class AdaINMultiNet(AdaINNet):
     def style_stats(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One style image -> every level's channel ``(mean, std)``, concatenated coarse to fine (one pass
         of the relu3_1 encoder gives every level's taps; on the OpenVINO style encoder when installed)."""
-        return level_stats(self.encoder, self.levels, self._prepare_style(style), self.encoder_runtime)  # type: ignore[arg-type]
+        return level_stats(self.encoder, self.levels, self._prepare_style(style), self.encoder_runtime,  # type: ignore[arg-type]
+                           self.encoder_precision)
 
     def forward(self, content: torch.Tensor, s0: torch.Tensor, s1: torch.Tensor, alpha: torch.Tensor,
                 mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -105,12 +105,13 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
         raise ValueError(f"{path}: cannot read the meta network ({e})") from None
 
 
-def load_metanet(path: str | Path, *, vgg: str | Path | None = None, style_encoder: str = "fp32") -> MetaNet:
+def load_metanet(path: str | Path, *, vgg: str | Path | None = None, style_encoder: str = "auto") -> MetaNet:
     """A meta network written by :func:`save_metanet` (frozen, eval, with its ``spec``).
 
     Args:
         vgg: the VGG16 file to encode style images with (default: resolved on first use).
-        style_encoder: precision of the style encoder, ``"fp32"`` or ``"int8"`` (see :meth:`MetaNet.encode`).
+        style_encoder: precision of the style encoder, ``"auto"`` (bf16 on AMX hosts, else fp32), ``"fp32"``,
+            ``"bf16"`` or ``"int8"`` (see :meth:`MetaNet.encode`).
     """
     if style_encoder not in PRECISIONS:
         raise ValueError(f"style_encoder must be one of {PRECISIONS}, got {style_encoder!r}")
@@ -152,7 +153,7 @@ def metanet_spec(name: str, arch: MetaNetArch, *, licence: str, extra: dict[str,
     )
 
 
-def load_metanet_checkpoint(path: str | Path, *, vgg: str | Path | None = None, style_encoder: str = "fp32",
+def load_metanet_checkpoint(path: str | Path, *, vgg: str | Path | None = None, style_encoder: str = "auto",
                             **_: Any) -> nn.Module | None:
     """Registry path loader (``metanet:PATH`` or a bare path): ``None`` if not a meta network file."""
     path = Path(path)
@@ -176,7 +177,7 @@ def _shipped_entries() -> list[dict[str, Any]]:
 _shipped_file = shipped_file
 
 
-def _shipped_factory(spec: ModelSpec, *, vgg: str | Path | None = None, style_encoder: str = "fp32",
+def _shipped_factory(spec: ModelSpec, *, vgg: str | Path | None = None, style_encoder: str = "auto",
                      **_: Any) -> nn.Module:
     from ..weights import sha256_file
 

@@ -23,7 +23,7 @@ class _Stats(nn.Module):
 def test_openvino_matches_eager_on_several_shapes() -> None:
     pytest.importorskip("openvino")
     m = _Stats().eval()
-    enc = StyleEncoder(m, "openvino")
+    enc = StyleEncoder(m, "openvino", precision="fp32")  # auto would be bf16 on an AMX host
     for h, w in [(64, 48), (40, 72), (64, 48)]:  # dynamic height/width: one compiled model
         x = torch.rand(1, 3, h, w)
         with torch.no_grad():
@@ -144,9 +144,10 @@ def test_encoder_compiles_through_the_registered_graph_runtime(tmp_path, monkeyp
     monkeypatch.setattr(_graph_runtime, "_RUNTIME", Recording())
     m = _Stats().eval()
     x = torch.rand(1, 3, 40, 56)
-    enc = StyleEncoder(m, "openvino", name="hook probe", version=3)
+    enc = StyleEncoder(m, "openvino", name="hook probe", version=3, precision="fp32")
     got = enc(x)
-    assert calls == [{"name": "hook probe", "version": 3, "calibration": None}] and enc.used == "openvino"
+    assert calls == [{"name": "hook probe", "version": 3, "calibration": None, "precision": "fp32"}]
+    assert enc.used == "openvino"
     with torch.no_grad():
         torch.testing.assert_close(got, m(x), rtol=1e-4, atol=1e-5)
     monkeypatch.setattr(_graph_runtime, "_RUNTIME", CannotCompile())
@@ -166,3 +167,83 @@ def test_encoder_compiles_through_the_registered_graph_runtime(tmp_path, monkeyp
     assert unregistered.used == "eager"
     with pytest.raises(BackendUnavailableError, match="import rtstyle.backends"):
         StyleEncoder(m, "openvino")(x)
+
+
+def test_auto_precision_is_bf16_on_amx_hosts_only() -> None:
+    from rtstyle.host import HostISA, use_host
+    from rtstyle.models._style_encoder import resolve_precision
+
+    for kind, want in [("amx", "bf16"), ("amx_denied", "fp32"), ("avx512_bf16", "fp32"), ("avx512", "fp32"),
+                       ("avx2", "fp32")]:
+        with use_host(HostISA.mock(kind)):
+            assert resolve_precision("auto") == want, kind
+            assert resolve_precision("int8") == "int8" and resolve_precision("fp32") == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp16")
+    with pytest.raises(ValueError, match="OpenVINO"):
+        StyleEncoder(_Stats(), "eager", precision="bf16")
+
+
+def test_bf16_encoder_runs_what_openvino_compiled_and_stays_close(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An explicit bf16 encoder says what OpenVINO really runs (f32 on a CPU without bf16) and its
+    statistics stay within bf16 rounding of eager's."""
+    pytest.importorskip("openvino")
+    from rtstyle.host import detect_host
+
+    monkeypatch.setenv("RTSTYLE_ENGINES", str(tmp_path))
+    m = _Stats().eval()
+    x = torch.rand(1, 3, 48, 64)
+    enc = StyleEncoder(m, "openvino", precision="bf16")
+    got = enc(x)
+    with torch.no_grad():
+        ref = m(x)
+    if not detect_host().native_bf16:
+        assert enc.used == "openvino"
+    assert enc.used in ("openvino", "openvino-bf16")
+    assert float((got - ref).abs().mean() / ref.abs().mean()) < 0.02
+
+
+def test_auto_keeps_bf16_only_when_it_matches_f32_on_the_first_image(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """On an AMX host ``auto`` compiles bf16, compares it once with f32 on the first image and falls
+    back to f32 past the tolerance (a runtime standing in for bf16 scales the output)."""
+    pytest.importorskip("openvino")
+    import numpy as np
+
+    from rtstyle.backends.graph_file import FileRuntime
+    from rtstyle.host import HostISA, use_host
+    from rtstyle.models import _graph_runtime
+    from rtstyle.models._style_encoder import BF16_TOLERANCE
+
+    class Skewed(FileRuntime):
+        def __init__(self, scale: float) -> None:
+            super().__init__()
+            self.scale, self.asked = scale, []
+
+        def compile_module(self, module, example, **kw):  # type: ignore[no-untyped-def]
+            self.asked.append(kw["precision"])
+            call, ran = super().compile_module(module, example, **dict(kw, precision="fp32"))
+            if kw["precision"] != "bf16":
+                return call, ran
+            return (lambda feeds: np.asarray(call(feeds)) * self.scale), "bf16"
+
+    monkeypatch.setenv("RTSTYLE_ENGINES", str(tmp_path))
+    m = _Stats().eval()
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        ref = m(x)
+    for scale, used in [(1 + BF16_TOLERANCE / 4, "openvino-bf16"), (1 + 4 * BF16_TOLERANCE, "openvino")]:
+        runtime = Skewed(scale)
+        monkeypatch.setattr(_graph_runtime, "_RUNTIME", runtime)
+        with use_host(HostISA.mock("amx")):
+            enc = StyleEncoder(m, "auto")
+            got = enc(x)
+        assert runtime.asked == ["bf16", "fp32"] and enc.used == used
+        want = ref * (scale if used == "openvino-bf16" else 1.0)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(enc(x), want, rtol=1e-4, atol=1e-5)  # the choice sticks
+    with use_host(HostISA.mock("avx512")):  # no AMX: auto is f32, compiled once
+        runtime = Skewed(2.0)
+        monkeypatch.setattr(_graph_runtime, "_RUNTIME", runtime)
+        enc = StyleEncoder(m, "auto")
+        enc(x)
+    assert runtime.asked == ["fp32"] and enc.used == "openvino"
