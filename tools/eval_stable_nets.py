@@ -6,8 +6,8 @@ Compares feed-forward nets *per frame* (no ``--temporal``), pairwise ``OLD=NEW``
   forward-backward occlusion mask (flows computed once per clip, shared by every net);
 * the MPI-Sintel clean pairs 2->3 with ground-truth flow and occlusion/invalid masks;
 * a live run on :class:`~rtstyle.io.synthetic.SyntheticSource` (real-time pacing, frames dropped
-  as a camera would): its scrolling background moves by a known whole-pixel step per frame, so the
-  flow is exact; the mask keeps the pixels where the input itself is reproduced by that flow
+  as a camera would): its scrolling background (flat gradients, or a photo with
+  ``--live-background``) moves by a known whole-pixel step per frame, so the flow is exact; the mask keeps the pixels where the input itself is reproduced by that flow
   (the background, not the bouncing disc, square and counter); also the same source unpaced;
 * the style loss (Gram, VGG16 relu1_2..relu4_3, as the trainer) and the content loss (relu2_2 MSE)
   on clip frames; the median time per frame, both nets interleaved.
@@ -90,13 +90,15 @@ def _synthetic_flow_mask(prev_in: np.ndarray, cur_in: np.ndarray, gap: int, step
     return flow, mask
 
 
-def synthetic_run(model: str, size: tuple[int, int], n: int, live: bool, fps: float) -> dict[str, Any]:
-    """Stylise ``n`` frames of the synthetic source (``live``: real-time pacing, drops) and score them."""
+def synthetic_run(model: str, size: tuple[int, int], n: int, live: bool, fps: float,
+                  background: Path | None = None) -> dict[str, Any]:
+    """Stylise ``n`` frames of the synthetic source (``live``: real-time pacing, drops; ``background``:
+    a photo scrolled instead of the flat gradients) and score them."""
     from rtstyle.io.synthetic import SyntheticSource
     from rtstyle.stylizer import Stylizer
     from rtstyle.temporal.metrics import pair_warping_errors
 
-    src = SyntheticSource(size[0], size[1], fps=fps, frames=None, live=live)
+    src = SyntheticSource(size[0], size[1], fps=fps, frames=None, live=live, background=background)
     st = Stylizer(model, frame_size=size)
     idx, ins, outs = [], [], []
     try:
@@ -112,7 +114,7 @@ def synthetic_run(model: str, size: tuple[int, int], n: int, live: bool, fps: fl
         src.close()
     flows, masks = [], []
     for t in range(1, n):
-        f, m = _synthetic_flow_mask(ins[t - 1], ins[t], idx[t] - idx[t - 1], src._step)
+        f, m = _synthetic_flow_mask(ins[t - 1], ins[t], idx[t] - idx[t - 1], src.step)
         flows.append(f)
         masks.append(m)
     errs = pair_warping_errors(outs, flows, masks)
@@ -182,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loss-frames", type=int, default=5, help="frames per clip for the style/content loss")
     ap.add_argument("--live-frames", type=int, default=40, help="frames of the live synthetic run (0: skip it)")
     ap.add_argument("--live-fps", type=float, default=10.0, help="frame rate of the live synthetic source")
+    ap.add_argument("--live-background", type=Path, default=None,
+                    help="a photo the synthetic source scrolls instead of its flat gradients (a textured scene)")
     ap.add_argument("--timing-reps", type=int, default=30)
     ap.add_argument("--clips", nargs="*", default=list(CLIPS))
     ap.add_argument("--json", type=Path, default=None)
@@ -198,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     for level in ("easy", "medium", "hard"):
         cases[f"sintel_{level}_gt"] = sintel_case(level, args.max_size)
     vgg = _vgg()
-    report: dict[str, Any] = {"max_size": list(args.max_size), "frames": args.frames, "pairs": []}
+    report: dict[str, Any] = {"max_size": list(args.max_size), "frames": args.frames, "pairs": [],
+                              "live_background": str(args.live_background) if args.live_background else None}
     for pair, style in zip(args.pair, args.style):
         old, new = pair.split("=")
         style_img = load_style_image(style)
@@ -219,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s %s: %s", Path(new).name, name, {k: round(v, 6) for k, v in row.items()})
             entry["cases"][name] = row
         for mode, live in (("live", True), ("unpaced", False)) if args.live_frames > 0 else ():
-            entry[f"synthetic_{mode}"] = {label: synthetic_run(m, args.max_size, args.live_frames, live, args.live_fps)
+            entry[f"synthetic_{mode}"] = {label: synthetic_run(m, args.max_size, args.live_frames, live, args.live_fps,
+                                                               args.live_background)
                                           for label, m in (("old", old), ("new", new))}
             log.info("%s synthetic %s: %s", Path(new).name, mode, entry[f"synthetic_{mode}"])
         t_old, t_new = timing([old, new], cases[args.clips[0]]["frames"][0], args.timing_reps)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -14,7 +15,8 @@ __all__ = ["SyntheticSource"]
 
 log = logging.getLogger(__name__)
 
-# 3x5 bitmap digits for the frame counter (numpy only: this module must not need OpenCV).
+# 3x5 bitmap digits for the frame counter (numpy only: the default pattern needs no OpenCV; a
+# background image is read and resized by rtstyle.image).
 _DIGITS = {
     "0": "111101101101111",
     "1": "010110010010111",
@@ -30,7 +32,7 @@ _DIGITS = {
 
 
 class SyntheticSource(Source):
-    """Scrolling colour gradients, a bouncing disc, a sliding square and a frame counter.
+    """Scrolling colour gradients (or a scrolling photo), a bouncing disc, a sliding square and a frame counter.
 
     Frame ``i`` is a pure function of ``i`` (reproducible). When ``live``, frames are due at
     ``t0 + i / fps`` on a ``perf_counter`` clock started by the first :meth:`read` (so it never
@@ -42,6 +44,11 @@ class SyntheticSource(Source):
         fps: frame rate (also sets ``pts = index / fps``).
         frames: number of frames before the end of stream; ``None`` for endless.
         live: pace in real time with latest-wins semantics (True) or run flat out (False).
+        background: an RGB ``(H, W, 3)`` uint8 image, or an image file, to scroll instead of the
+            gradients: resized to the frame size and tiled, so every frame is a window of it moving by
+            the same whole-pixel step (:attr:`step`) as the gradients — a textured scene with exact
+            motion, for flicker measurements (the flat gradients give a net little to anchor
+            strokes to). The tile's seam is an edge of the scene that moves with it.
     """
 
     def __init__(
@@ -51,6 +58,7 @@ class SyntheticSource(Source):
         fps: float = 30.0,
         frames: int | None = None,
         live: bool = True,
+        background: np.ndarray | str | Path | None = None,
     ) -> None:
         if width < 16 or height < 16:
             raise ValueError(f"synthetic frames must be at least 16x16, got {width}x{height}")
@@ -61,6 +69,7 @@ class SyntheticSource(Source):
         self.width, self.height, self.fps = int(width), int(height), float(fps)
         self.frames = frames
         self.live = live
+        self._background = _load_background(background, self.width, self.height) if background is not None else None
         self.info = SourceInfo(
             width=self.width,
             height=self.height,
@@ -68,7 +77,7 @@ class SyntheticSource(Source):
             live=live,
             frame_count=frames,
             path=None,
-            extra={"pattern": "synthetic"},
+            extra={"pattern": "synthetic" if background is None else "synthetic+image"},
         )
         self.dropped = 0
         self._next = 0
@@ -81,12 +90,15 @@ class SyntheticSource(Source):
         w, h = self.width, self.height
         # A tile twice the frame size whose colours repeat every (w, h): any w x h window of it
         # is a seamless view, so scrolling is one slice and one copy per frame.
-        x = np.arange(2 * w, dtype=np.float32)[None, :] * (2 * math.pi / w)
-        y = np.arange(2 * h, dtype=np.float32)[:, None] * (2 * math.pi / h)
-        r = 127.5 + 127.5 * np.sin(x + 0.0) * np.cos(y * 0.5) ** 2
-        g = 127.5 + 127.5 * np.sin(x + 2.1 + y)
-        b = 127.5 + 127.5 * np.cos(y - 1.0 + x * 0.5)
-        self._tile = np.ascontiguousarray(np.stack([r, g, b], axis=-1).clip(0, 255).astype(np.uint8))
+        if self._background is not None:
+            self._tile = np.ascontiguousarray(np.tile(self._background, (2, 2, 1)))
+        else:
+            x = np.arange(2 * w, dtype=np.float32)[None, :] * (2 * math.pi / w)
+            y = np.arange(2 * h, dtype=np.float32)[:, None] * (2 * math.pi / h)
+            r = 127.5 + 127.5 * np.sin(x + 0.0) * np.cos(y * 0.5) ** 2
+            g = 127.5 + 127.5 * np.sin(x + 2.1 + y)
+            b = 127.5 + 127.5 * np.cos(y - 1.0 + x * 0.5)
+            self._tile = np.ascontiguousarray(np.stack([r, g, b], axis=-1).clip(0, 255).astype(np.uint8))
         self._step = (max(1, w // 160), max(1, h // 240))  # scroll speed in px/frame
 
         d = max(8, min(w, h) // 5)
@@ -134,6 +146,11 @@ class SyntheticSource(Source):
             img[p : p + gh, x0 : x0 + gw][self._glyphs[ch]] = 255
         return img
 
+    @property
+    def step(self) -> tuple[int, int]:
+        """How far the background moves per frame, ``(dx, dy)`` pixels (content moves left and up)."""
+        return self._step
+
     # -- Source ---------------------------------------------------------------------------
     def read(self) -> Frame | None:
         """The next frame (live: the newest due one, waiting for it if needed); ``None`` at the end."""
@@ -163,6 +180,14 @@ class SyntheticSource(Source):
     def close(self) -> None:
         """End the stream."""
         self._closed = True
+
+
+def _load_background(img: np.ndarray | str | Path, width: int, height: int) -> np.ndarray:
+    """``img`` (RGB array or image file) as ``(height, width, 3)`` uint8 RGB."""
+    from ..image import check_image, read_image, resize
+
+    arr = read_image(img) if isinstance(img, (str, Path)) else check_image(img, "background")
+    return np.ascontiguousarray(resize(arr, (width, height), enlarge="linear"))
 
 
 def _bounce(t: int, span: int) -> int:

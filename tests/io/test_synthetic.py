@@ -70,3 +70,28 @@ def test_live_frames_limit_ends() -> None:
     with SyntheticSource(64, 48, fps=200, frames=10, live=True) as src:
         frames = list(src)
     assert frames[-1].index <= 9 and src.read() is None
+
+
+def test_a_photo_background_scrolls_by_the_known_step(content_photo: np.ndarray, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With a photo as background every frame is a window of it moved by ``step`` per frame, so the
+    motion is known exactly on a textured scene (the flicker measurements' live source)."""
+    import cv2
+
+    w, h = 160, 120
+    src = SyntheticSource(w, h, live=False, background=content_photo)
+    assert src.info.extra["pattern"] == "synthetic+image"
+    dx, dy = src.step
+    a, b = src.render(10), src.render(11)
+    # away from the disc, square and counter, frame 11 is frame 10 moved left/up by the step
+    same = np.abs(a[dy:, dx:].astype(int) - b[: h - dy, : w - dx].astype(int)).max(-1) == 0
+    assert same.mean() > 0.7
+    # textured, unlike the gradients: far more local detail
+    grad = SyntheticSource(w, h, live=False).render(10)
+    lap = lambda im: float(np.abs(cv2.Laplacian(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), cv2.CV_32F)).mean())  # noqa: E731
+    assert lap(a) > 3 * lap(grad)
+    # a file works the same; a wrong array is refused
+    path = tmp_path / "bg.png"
+    cv2.imwrite(str(path), cv2.cvtColor(content_photo, cv2.COLOR_RGB2BGR))
+    np.testing.assert_array_equal(SyntheticSource(w, h, live=False, background=path).render(10), a)
+    with pytest.raises(ValueError, match="background"):
+        SyntheticSource(w, h, background=np.zeros((10, 10), np.uint8))
