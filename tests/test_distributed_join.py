@@ -235,3 +235,30 @@ def test_a_token_cluster_joined_without_ray_auth_mode_is_one_line_naming_it(head
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith(f"rtstyle: error: cannot connect to Ray at {head.address}") and "RAY_AUTH_MODE=token" in last
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_ray_client_join_retries_only_a_failed_server_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Ray client server can fail to start this driver's server process on a busy head
+    ("Initialization failure from server"): that, and only that, is retried, a bounded number of times."""
+    from rtstyle.distributed import cluster
+
+    monkeypatch.setattr(cluster.time, "sleep", lambda s: None)
+
+    class FakeRay:
+        def __init__(self, failures: int, message: str) -> None:
+            self.failures, self.message, self.calls = failures, message, 0
+
+        def init(self, address: str, **kw: object) -> None:
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise ConnectionAbortedError(self.message)
+
+    flaky = FakeRay(2, "Initialization failure from server:\nTimed out")
+    cluster._join(flaky, "ray://head:10001", {})
+    assert flaky.calls == 3
+    for ray, address in [(FakeRay(5, "Initialization failure from server:\nx"), "ray://head:10001"),  # bounded
+                         (FakeRay(1, "Initialization failure from server:\nx"), "head:6379"),  # not a client join
+                         (FakeRay(1, "failed to connect"), "ray://head:10001")]:  # another error
+        with pytest.raises(ConnectionError):
+            cluster._join(ray, address, {})
+        assert ray.calls == (cluster._CLIENT_ATTEMPTS if ray.failures == 5 else 1)

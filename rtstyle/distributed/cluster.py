@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,7 +70,7 @@ def connect(address: str | None = "local", *, num_cpus: int | None = None,
                 # "local", not None: a RAY_ADDRESS in the environment must not turn this into a join
                 ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **kw)
             else:
-                ray.init(address=address, **kw)
+                _join(ray, address, kw)
         except (ConnectionError, RuntimeError, ValueError) as e:
             local = address in (None, "", "local")
             where = "start a local Ray cluster" if local else f"connect to Ray at {address}"
@@ -92,3 +93,24 @@ def connect(address: str | None = "local", *, num_cpus: int | None = None,
         # this driver; a connection the caller made stays theirs
         if owned and ray.is_initialized():
             ray.shutdown()
+
+
+# A Ray client server (``ray://``) starts one server process per driver; on a busy head that start can
+# time out ("Initialization failure from server"), which a second attempt usually gets past.
+_CLIENT_RETRY_ON = "Initialization failure from server"
+_CLIENT_ATTEMPTS = 3
+
+
+def _join(ray: Any, address: str, kw: dict[str, Any]) -> None:
+    """``ray.init(address, **kw)``; a ``ray://`` join is retried when the client server failed to start
+    this driver's server process (transient on a loaded head), other errors are raised at once."""
+    for attempt in range(1, _CLIENT_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, **kw)
+            return
+        except ConnectionError as e:
+            if not address.startswith("ray://") or _CLIENT_RETRY_ON not in str(e) or attempt == _CLIENT_ATTEMPTS:
+                raise
+            log.warning("Ray client server at %s: %s; retrying (%d/%d)", address, " ".join(str(e).split())[:200],
+                        attempt + 1, _CLIENT_ATTEMPTS)
+            time.sleep(1.0 * attempt)
