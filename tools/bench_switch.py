@@ -3,6 +3,7 @@
     python tools/bench_switch.py --model adain.vgg16 --styles ../shared/media/styles/{wave,udnie,mondrian}.jpg
     python tools/bench_switch.py --model msgnet.lite --bank wave udnie mondrian --brush 192 384
     python tools/bench_switch.py --model metanet.lite --style-encoder int8 --first-style udnie.jpg --styles ...
+    python tools/bench_switch.py --model linear.r31 --model-option max_style_side=256 --first-style ... --styles ...
 
 A synthetic 640x480 source runs live at 30 fps into a null sink. After a warm-up, each switch is
 requested from the main thread (`Pipeline.swap`, as the control endpoint and hotkeys do) and the
@@ -24,12 +25,13 @@ from rtstyle import Pipeline, Stylizer
 from rtstyle.io import NullSink, SyntheticSource
 
 
-def measure(model: str, switches: list[dict[str, Any]], backend: str, size: tuple[int, int], internal: int | None,
+def measure(model: Any, switches: list[dict[str, Any]], backend: str, size: tuple[int, int], internal: int | None,
             first: dict[str, Any], settle: float = 1.0, swap_hold: float | None = None,
             style_encoder: str | None = None, warmup: float = 2.0, passes: int = 2,
             precision: str = "auto") -> list[dict[str, Any]]:
     seen: dict[str, float] = {}
     lock = threading.Lock()
+    label = model if isinstance(model, str) else model.spec.name
 
     def on_frame(frame: Any) -> None:
         with lock:
@@ -58,9 +60,9 @@ def measure(model: str, switches: list[dict[str, Any]], backend: str, size: tupl
                     time.sleep(0.001)
                 else:
                     raise RuntimeError(f"no frame with {state.name} within 30 s")
-                rows.append({"model": model, "switch": json.dumps(sw, default=str), "pass": rep,
+                rows.append({"model": label, "switch": json.dumps(sw, default=str), "pass": rep,
                              "latency_ms": round(1000 * (t1 - t0), 1), "prepare_ms": round(1000 * state.prepared_s, 1)})
-                print(f"{model:<14} {rows[-1]['switch']:<60} pass {rep}: first frame after {rows[-1]['latency_ms']:7.1f} ms "
+                print(f"{label:<14} {rows[-1]['switch']:<60} pass {rep}: first frame after {rows[-1]['latency_ms']:7.1f} ms "
                       f"(prepare {rows[-1]['prepare_ms']:.1f} ms)", flush=True)
                 time.sleep(settle)
         pipe.stop()
@@ -80,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="640x480")
     ap.add_argument("--internal", type=int, default=240, help="internal short side (default 240)")
     ap.add_argument("--swap-hold", type=float, default=None, help="Pipeline swap_hold in seconds (default: its own)")
-    ap.add_argument("--style-encoder", choices=["fp32", "int8"], default=None,
-                    help="style-image encoder precision (metanet.*; default: the model's, fp32)")
+    ap.add_argument("--style-encoder", choices=["auto", "fp32", "bf16", "int8"], default=None,
+                    help="style-image encoder precision (metanet, adain, linear, wct; default: the model's own auto: "
+                    "bf16 on AMX hosts, else fp32)")
+    ap.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a factory option of the model (e.g. max_style_side=256); repeat")
     ap.add_argument("--precision", default="auto", help="auto | fp32 | bf16 | int8 (OpenVINO): passed to the Stylizer")
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of live run before the first switch")
     ap.add_argument("--settle", type=float, default=1.0, help="seconds between switches")
@@ -94,7 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     switches += [{"style_vector": b} for b in a.bank]
     switches += [{"options": {"brush": b}} for b in a.brush]
     first = {"style_image": a.first_style} if a.first_style else {}
-    rows = measure(a.model, switches, a.backend, (w, h), a.internal, first, swap_hold=a.swap_hold,
+    model: Any = a.model
+    if a.model_option:
+        from rtstyle.models import create_model
+
+        opts = {}
+        for kv in a.model_option:
+            k, _, v = kv.partition("=")
+            opts[k] = int(v) if v.lstrip("-").isdigit() else float(v) if v.replace(".", "", 1).isdigit() else v
+        model = create_model(a.model, **opts)
+    rows = measure(model, switches, a.backend, (w, h), a.internal, first, swap_hold=a.swap_hold,
                    style_encoder=a.style_encoder, warmup=a.warmup, settle=a.settle, precision=a.precision)
     summary = {}
     for p in (1, 2):
@@ -104,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                                "median_prepare_ms": statistics.median(prep)}
     print(json.dumps(summary, indent=2))
     if a.json:
-        a.json.write_text(json.dumps({"model": a.model, "style_encoder": a.style_encoder, "backend": a.backend, "size": a.size, "internal": a.internal,
+        a.json.write_text(json.dumps({"model": a.model, "model_options": a.model_option, "style_encoder": a.style_encoder,
+                                      "precision": a.precision, "backend": a.backend, "size": a.size, "internal": a.internal,
                                       "rows": rows, "summary": summary}, indent=2))
     return 0
 
