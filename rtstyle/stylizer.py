@@ -30,8 +30,8 @@ from .frame import Frame
 from .image import fit_image, read_image
 from .models import ModelSpec, create_model
 from .models._abilities import (BackendBound, EncodesStyleImage, HasControls, HasEncoderPrecision, HasSpec,
-                                ParsesStyleVector, PerFrameInputs, Specialises, StyleImageSide, TakesStyleVector,
-                                auto_backend_of)
+                                ParsesStyleVector, PerFrameInputs, Specialises, StyleImageSide,
+                                StyleSideFollowsContent, TakesStyleVector, auto_backend_of)
 
 __all__ = ["StyleState", "Stylizer", "ModelLike", "TemporalFilter", "resolve_device"]
 
@@ -368,8 +368,12 @@ class Stylizer:
             if style_vector is not None:
                 raise ValueError("give a style image or a style vector, not both")
             # a model that encodes styles small (MetaNet) gets them small: decoding, converting and
-            # resizing a 1024 px image is a large part of a style change
+            # resizing a 1024 px image is a large part of a style change; one that encodes them at the
+            # content's scale (linear.r31) gets them at the frames' internal size, within its bounds
             side = module.style_image_side if isinstance(module, StyleImageSide) else None
+            if isinstance(module, StyleSideFollowsContent) and self._frame_size is not None:
+                # (frames of unknown size: the model's cap, as before the stream's size is known)
+                side = module.style_side_for(max(self.internal_size(*self._frame_size)))
             img = load_style_image(style_image, max_side=side or 1024)
             style_x = contract.to_model_input(torch.from_numpy(np.ascontiguousarray(img)), spec)
             if isinstance(module, Specialises):

@@ -53,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--contents", nargs="+", type=Path, default=None, help="content photos")
     ap.add_argument("--styles", nargs="+", type=Path, default=None, help="held-out paintings (at least two)")
     ap.add_argument("--size", type=int, default=256, help="longer side of contents and paintings")
+    ap.add_argument("--style-size", type=int, default=None,
+                    help="longer side of the paintings given to the models (default --size); the Gram "
+                    "distances are still measured against the paintings at --size")
     ap.add_argument("--backend", default="eager")
     ap.add_argument("--vgg", default=None, help="VGG16 weights (default: resolved through RTSTYLE_WEIGHTS)")
     ap.add_argument("--out", type=Path, required=True, help="folder for arbitrary.json / arbitrary.md / grid.jpg")
@@ -83,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     s_imgs = [size_for_matrix(read_image(p), args.size, multiple=1) for p in styles]
     c_stats = [meter.stats(c, "content") for c in c_imgs]
     s_stats = [meter.stats(s, "style") for s in s_imgs]
+    if args.style_size and args.style_size != args.size:  # the models get the paintings at another size
+        s_imgs = [size_for_matrix(read_image(p), args.style_size, multiple=1) for p in styles]
     results, failed = [], {}
     for m in dict.fromkeys(args.model):
         try:
@@ -103,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python", *sys.argv]) if argv is None else "eval_arbitrary " + " ".join(argv),
         "host": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "size": args.size,
+        "style_size": args.style_size or args.size,
         "contents": [str(p) for p in contents],
         "styles": [str(p) for p in styles],
         "results": [r.to_dict() for r in results],

@@ -12,6 +12,7 @@ protocol                   used for
 :class:`EncodesStyleImage`  a style image -> explicit style inputs (AdaIN, MSG-Net, WCT, ...)
 :class:`Specialises`       a style image -> a plain net run with no style inputs (MetaNet)
 :class:`StyleImageSide`    how large a style image must be at most (decode it smaller)
+:class:`StyleSideFollowsContent` the style image's best size for a given content size
 :class:`HasEncoderPrecision`  a style encoder whose precision the caller picks (MetaNet)
 :class:`TakesStyleVector`  built-in styles chosen or blended by a weight vector
 :class:`ParsesStyleVector`  that vector given as text (``"wave"``, ``"2:0.5,5:0.5"``)
@@ -43,6 +44,7 @@ __all__ = [
     "Prechecked",
     "Specialises",
     "StyleImageSide",
+    "StyleSideFollowsContent",
     "TakesStyleVector",
     "auto_backend_of",
     "is_prechecked",
@@ -80,6 +82,15 @@ class StyleImageSide(Protocol):
 
     @property
     def style_image_side(self) -> int: ...
+
+
+@runtime_checkable
+class StyleSideFollowsContent(Protocol):
+    """A model whose style image is encoded at about the content's scale: ``style_side_for(n)`` is the
+    longer side to give the style image when the frames' longer side is ``n`` (within the model's
+    bounds). The Stylizer decodes the style image at that size."""
+
+    def style_side_for(self, content_side: int) -> int: ...
 
 
 @runtime_checkable

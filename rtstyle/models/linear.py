@@ -189,6 +189,10 @@ class LinearNet(ControlledFeatureNet):
         transform: the trained :class:`LinearTransform`.
         controls: alpha, colour preservation, mask (:class:`~rtstyle.models.adain.AdaINControls`).
         max_style_side: style images are downscaled to at most this longer side before encoding.
+        min_style_side: through the Stylizer, a style image is encoded at the frames' longer side,
+            within ``[min_style_side, max_style_side]`` (:meth:`style_side_for`): at live sizes that is
+            smaller than the cap and cheaper to encode, and it carried the held-out paintings at least
+            as well (``docs/arbitrary.md``). ``min_style_side >= max_style_side`` always uses the cap.
 
     Shape:
         ``forward(content, mean, color, alpha[, mask])``: ``(1, 3, H, W)`` RGB in [0, 1], H and W
@@ -196,20 +200,31 @@ class LinearNet(ControlledFeatureNet):
     """
 
     def __init__(self, encoder: LSTEncoder, decoder: LSTDecoder, transform: LinearTransform,
-                 controls: AdaINControls | None = None, max_style_side: int | None = 512) -> None:
+                 controls: AdaINControls | None = None, max_style_side: int | None = 512,
+                 min_style_side: int = 256) -> None:
         if encoder.level != 31 or decoder.level != 31:
             raise ValueError(f"linear.r31 needs the relu3_1 encoder and decoder, got levels {encoder.level}/{decoder.level}")
         if transform.channels != encoder.out_channels:
             raise ValueError(f"transform has {transform.channels} channels, the encoder {encoder.out_channels}")
+        if min_style_side < 16:
+            raise ValueError(f"min_style_side must be at least 16, got {min_style_side}")
         super().__init__(encoder, decoder, controls, max_style_side)
         self.transform = transform
+        self.min_style_side = int(min_style_side)
 
     @property
     def style_image_side(self) -> int:
         return int(self.max_style_side or 1024)
 
+    def style_side_for(self, content_side: int) -> int:
+        """The style image's longer side for frames whose longer side is ``content_side``: that side,
+        within ``[min_style_side, style_image_side]``."""
+        cap = self.style_image_side
+        return min(cap, max(self.min_style_side, int(content_side)))
+
     def _rebuild(self, controls: AdaINControls) -> "LinearNet":
-        return LinearNet(self.encoder, self.decoder, self.transform, controls, self.max_style_side)  # type: ignore[arg-type]
+        return LinearNet(self.encoder, self.decoder, self.transform, controls, self.max_style_side,  # type: ignore[arg-type]
+                         self.min_style_side)
 
     # ------------------------------------------------------------------ style side
     @torch.no_grad()
@@ -285,11 +300,13 @@ def build_linear(spec: ModelSpec, transform: LinearTransform, *, encoder_path: s
                  decoder_path: str | Path | None = None, controls: AdaINControls | None = None,
                  alpha: float | None = None, color: str | None = None, mask: MaskLike | None = None,
                  color_reference: ImageLike | None = None, max_style_side: int | None = 512,
-                 **unknown: Any) -> LinearNet:
+                 min_style_side: int = 256, **unknown: Any) -> LinearNet:
     """A :class:`LinearNet` on the resolved relu3_1 pair; control kwargs override ``controls``' fields."""
-    ctl = resolve_controls(spec, unknown, "max_style_side, encoder_path, decoder_path, transform_path", controls,
+    ctl = resolve_controls(spec, unknown, "max_style_side, min_style_side, encoder_path, decoder_path, transform_path",
+                           controls,
                            alpha=alpha, color=color, mask=mask, color_reference=color_reference)
-    net = LinearNet(load_encoder(31, encoder_path), load_decoder(31, decoder_path), transform, ctl, max_style_side)
+    net = LinearNet(load_encoder(31, encoder_path), load_decoder(31, decoder_path), transform, ctl, max_style_side,
+                    min_style_side)
     net.spec = controls_extra(spec, ctl)  # type: ignore[attr-defined]
     return net
 

@@ -198,3 +198,35 @@ def test_export_parity(backend: str, model: LinearNet, content: torch.Tensor, st
     # a new style: the same graph, other inputs
     assert_export_parity(backend, m, content, [m.encode_style(rgb_tensor(styles[n])) for n in ("starry_night", "the_scream")],
                          tmp_path)
+
+
+def test_style_image_is_encoded_at_the_frames_scale(model: LinearNet, shared: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the Stylizer a style image is encoded at the frames' internal longer side, within
+    ``[min_style_side, max_style_side]``; before the frame size is known, at the cap."""
+    from rtstyle.models._abilities import StyleSideFollowsContent
+    from rtstyle.stylizer import Stylizer
+
+    assert isinstance(model, StyleSideFollowsContent)
+    assert [model.style_side_for(n) for n in (100, 256, 341, 512, 2000)] == [256, 256, 341, 512, 512]
+    assert LinearNet(model.encoder, model.decoder, model.transform, min_style_side=512).style_side_for(341) == 512
+    with pytest.raises(ValueError, match="min_style_side"):
+        LinearNet(model.encoder, model.decoder, model.transform, min_style_side=8)
+    seen: list[tuple[int, ...]] = []
+    real = type(model).encode_style
+
+    def recording(self, style):  # type: ignore[no-untyped-def]
+        seen.append(tuple(style.shape))
+        return real(self, style)
+
+    monkeypatch.setattr(type(model), "encode_style", recording)
+    painting = str(shared / "media" / "styles" / "starry_night.jpg")  # 1024 px wide
+    st = Stylizer(model, style_image=painting, backend="eager", size=96)  # frame size unknown: the cap
+    assert max(seen[-1][2:]) == 512
+    st.set_frame_size(640, 480)  # internal 128x96
+    st.prepare(model.with_controls(alpha=0.9), style_image=painting)
+    assert max(seen[-1][2:]) == 256
+    st.close()
+    st = Stylizer(model, style_image=painting, backend="eager", size=300, frame_size=(640, 480))  # internal 400x300
+    assert max(seen[-1][2:]) == 400
+    st.close()
