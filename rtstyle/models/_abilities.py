@@ -13,7 +13,7 @@ protocol                   used for
 :class:`Specialises`       a style image -> a plain net run with no style inputs (MetaNet)
 :class:`StyleImageSide`    how large a style image must be at most (decode it smaller)
 :class:`StyleSideFollowsContent` the style image's best size for a given content size
-:class:`HasEncoderPrecision`  a style encoder whose precision the caller picks (MetaNet)
+:class:`HasEncoderPrecision`  a style encoder whose precision the caller picks (MetaNet, AdaIN, linear, WCT)
 :class:`TakesStyleVector`  built-in styles chosen or blended by a weight vector
 :class:`ParsesStyleVector`  that vector given as text (``"wave"``, ``"2:0.5,5:0.5"``)
 :class:`HasControls`       a copy with other controls (brush, alpha, colour, mask)
@@ -95,7 +95,8 @@ class StyleSideFollowsContent(Protocol):
 
 @runtime_checkable
 class HasEncoderPrecision(Protocol):
-    """A model whose style encoder runs at a precision the caller may set (``"fp32"`` / ``"int8"``)."""
+    """A model whose style encoder runs at a precision the caller may set (``"auto"`` / ``"fp32"`` /
+    ``"bf16"`` / ``"int8"``, see :mod:`rtstyle.models._style_encoder`)."""
 
     encoder_precision: str
 

@@ -217,8 +217,9 @@ class MetaNet(nn.Module):
         self.vgg_sha256: str | None = None  # the VGG16 the meta network was trained with
         self.__dict__["_vgg"] = None  # not a submodule: the encoder is not part of the saved weights
         self.encoder_runtime = "auto"  # style encoder: "auto" (OpenVINO on CPU if installed) | "eager"
-        # style encoder precision: "fp32" | "int8" (OpenVINO + NNCF: faster style changes, slightly
-        # different features; what ``rtstyle live`` picks when it can)
+        # style encoder precision: "auto" (bf16 on AMX hosts, else fp32) | "fp32" | "bf16" | "int8"
+        # (OpenVINO + NNCF: faster style changes, slightly different features; what ``rtstyle live``
+        # picks when it can)
         self.encoder_precision = "auto"
 
     @torch.no_grad()
@@ -317,9 +318,8 @@ class MetaNet(nn.Module):
         dev = next(vgg.parameters()).device
         img = resize_long(style01.float().to(dev), self.arch.style_size)
         # cached on the VGG16 module, which is shared by every meta network loaded from the same file
-        precision = self.encoder_precision if self.encoder_runtime != "eager" else "auto"  # bf16/int8: OpenVINO's
         enc = style_encoder_for(vgg, "_rtstyle_metanet_encoder", lambda: _FeatureNet(vgg), self.encoder_runtime,
-                                "MetaNet style encoder (VGG16 mean/std)", precision=precision,
+                                "MetaNet style encoder (VGG16 mean/std)", precision=self.encoder_precision,
                                 calibration=partial(sample_frames, self.arch.style_size))
         return enc(img).to(self.feat_scale.device)
 

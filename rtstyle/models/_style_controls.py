@@ -365,9 +365,8 @@ class ControlledFeatureNet(nn.Module, ABC):
         The frozen encoder runs on OpenVINO when installed (CPU), which makes style changes faster;
         it is cached on the encoder module, which every style state of this model shares.
         """
-        precision = self.encoder_precision if self.encoder_runtime != "eager" else "auto"  # bf16/int8: OpenVINO's
         enc = style_encoder_for(self.encoder, "_rtstyle_style_encoder", lambda: self.encoder, self.encoder_runtime,
-                                f"{type(self.encoder).__name__} style encoder", precision=precision)
+                                f"{type(self.encoder).__name__} style encoder", precision=self.encoder_precision)
         return enc(self._prepare_style(style))
 
     @abstractmethod

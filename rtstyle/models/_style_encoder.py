@@ -244,8 +244,11 @@ def style_encoder_for(owner: Any, attr: str, build: Callable[[], nn.Module], run
                       precision: str = "auto", calibration: Callable[[], list[torch.Tensor]] | None = None
                       ) -> StyleEncoder:
     """The :class:`StyleEncoder` cached on ``owner.__dict__`` under ``attr`` (+ the precision when not
-    fp32), built by ``build`` on first use."""
-    if precision != "fp32":
+    ``auto``), built by ``build`` on first use. With ``runtime="eager"`` the precision is moot (bf16 and
+    int8 are OpenVINO's): the eager encoder is returned."""
+    if runtime == "eager":
+        precision = "auto"
+    if precision != "auto":
         attr = f"{attr}_{precision}"
     enc = owner.__dict__.get(attr)
     if enc is None or enc.runtime != runtime:

@@ -233,7 +233,7 @@ def level_stats(encoder: LSTEncoder, levels: Sequence[int], style: torch.Tensor,
     key = "_rtstyle_level_stats_" + "_".join(str(v) for v in levels)
     enc = style_encoder_for(encoder, key, lambda: LevelStats(encoder, levels), runtime,
                             f"relu{'/'.join(str(v) for v in levels)} statistics",
-                            precision=precision if runtime != "eager" else "auto")
+                            precision=precision)
     out = enc(style)
     c = out.shape[1] // 2
     return out[:, :c], out[:, c:]
