@@ -15,8 +15,16 @@ def test_small_run(tool, tmp_path: Path, shared: Path, vgg16_path: Path, monkeyp
     assert tool("eval_stable_nets").main([
         "--pair", "johnson.starry_night_lite=johnson.wave_lite", "--style", str(shared / "media/styles/wave.jpg"),
         "--frames", "3", "--max-size", "96x72", "--loss-frames", "2", "--live-frames", "6", "--live-fps", "10",
-        "--timing-reps", "2", "--clips", "imageio_realshort.mp4", "--json", str(out)]) == 0
-    (pair,) = json.loads(out.read_text())["pairs"]
+        "--timing-reps", "2", "--clips", "imageio_realshort.mp4", "--json", str(out),
+        "--live-background", str(shared / "media/photos/content/palapeli_cincinnati-bridge.jpg")]) == 0
+    report = json.loads(out.read_text())
+    (pair,) = report["pairs"]
+    assert report["live_background"].endswith("palapeli_cincinnati-bridge.jpg")
+    # the textured synthetic scene moves by the known step: the input itself warps exactly, the nets do not
+    for mode in ("synthetic_live", "synthetic_unpaced"):
+        for side in ("old", "new"):
+            run = pair[mode][side]
+            assert run["input_warping_error"] < 1e-5 and run["warping_error"] > 1e-4, (mode, side, run)
     assert (pair["old"], pair["new"]) == ("johnson.starry_night_lite", "johnson.wave_lite")
     clip = pair["cases"]["imageio_realshort.mp4"]
     assert clip["we_old"] > 0 and clip["we_new"] > 0 and clip["we_ratio"] == clip["we_new"] / clip["we_old"]
