@@ -7,8 +7,9 @@ Compares feed-forward nets *per frame* (no ``--temporal``), pairwise ``OLD=NEW``
 * the MPI-Sintel clean pairs 2->3 with ground-truth flow and occlusion/invalid masks;
 * a live run on :class:`~rtstyle.io.synthetic.SyntheticSource` (real-time pacing, frames dropped
   as a camera would): its scrolling background (flat gradients, or a photo with
-  ``--live-background``) moves by a known whole-pixel step per frame, so the flow is exact; the mask keeps the pixels where the input itself is reproduced by that flow
-  (the background, not the bouncing disc, square and counter); also the same source unpaced;
+  ``--live-background``) moves by a known whole-pixel step per frame, so the flow is exact; the
+  mask keeps the pixels where the input itself is reproduced by that flow (the background, not
+  the bouncing disc, square and counter); also the same source unpaced;
 * the style loss (Gram, VGG16 relu1_2..relu4_3, as the trainer) and the content loss (relu2_2 MSE)
   on clip frames; the median time per frame, both nets interleaved.
 
