@@ -93,3 +93,17 @@ def small_training_folders(shared: Path, root: Path, styles: tuple[str, ...] = (
     for n in styles:
         shrunk_copy(shared / "media" / "styles" / f"{n}.jpg", style_dir / f"{n}.jpg", side)
     return content, style_dir
+
+
+def train_tiny_with_video(shared: Path, vgg16_path: Path, data: Path, out: Path) -> Path:
+    """Two real steps of ``rtstyle train johnson`` (a width-4 net at 48 px) with the video temporal loss on
+    the exact-flow clip ``shared/media/flow/synthetic``; the trained weights."""
+    from rtstyle.cli import main
+
+    assert main(["-q", "train", "johnson", "--style", str(shared / "media" / "styles" / "wave.jpg"),
+                 "--data", str(data), "--out", str(out), "--name", "johnson.tiny_video", "--vgg", str(vgg16_path),
+                 "--steps", "2", "--batch", "1", "--size", "48", "--style-size", "64", "--width", "4", "--n-res", "1",
+                 "--preview-every", "0", "--temporal-video", str(shared / "media" / "flow" / "synthetic"),
+                 "--temporal-video-weight", "1e6", "--temporal-video-frames", "4"]) == 0
+    (weights,) = out.glob("*.safetensors")
+    return weights

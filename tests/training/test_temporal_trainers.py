@@ -13,7 +13,8 @@ import torch
 
 from rtstyle.training.temporal import TemporalOptions, TemporalTerm
 
-FLAGS = ("--temporal-weight", "--temporal-shift", "--temporal-rotate", "--temporal-zoom", "--temporal-noise")
+FLAGS = ("--temporal-weight", "--temporal-shift", "--temporal-rotate", "--temporal-zoom", "--temporal-noise",
+         "--temporal-video", "--temporal-video-weight", "--temporal-video-frames", "--temporal-video-stride")
 
 
 def _resized(sources: list[Path], folder: Path, size: tuple[int, int]) -> Path:

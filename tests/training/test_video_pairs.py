@@ -1,0 +1,135 @@
+"""The video temporal loss: frame pairs with exact and estimated flow, crops that keep the flow's meaning,
+~0 for a net whose output moves with the scene and large for one that flickers or sticks to the screen,
+and the trainers' plumbing (flags, history, the spec's record of the clips, the evaluation's refusal)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import small_training_folders, train_tiny_with_video
+from rtstyle.temporal.warp import backward_warp
+from rtstyle.training.temporal import TemporalOptions, TemporalTerm, trained_clips
+from rtstyle.training.video_pairs import (FlowPairSampler, flow_warp, load_flow_pairs, pairs_from_frames,
+                                          video_temporal_loss)
+
+
+@pytest.fixture(scope="module")
+def exact_pairs(shared: Path):  # type: ignore[no-untyped-def]
+    """The camera-motion clip with exact flow in ``shared/media/flow/synthetic`` (make_synthetic_flow_seq.py)."""
+    return load_flow_pairs([shared / "media" / "flow" / "synthetic"], max_frames=5)
+
+
+def _shifted_pair(photo: np.ndarray, dx: int, dy: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``b`` is ``a`` moved by (dx, dy) whole pixels: the exact flow a -> b is (dx, dy) everywhere."""
+    h, w = photo.shape[:2]
+    a = np.ascontiguousarray(photo[8 : h - 8, 8 : w - 8])
+    b = np.ascontiguousarray(photo[8 - dy : h - 8 - dy, 8 - dx : w - 8 - dx])
+    flow = np.zeros((*a.shape[:2], 2), np.float32)
+    flow[..., 0], flow[..., 1] = dx, dy
+    return a, b, flow
+
+
+def test_flow_warp_is_backward_warp_in_torch(content_photo: np.ndarray,
+                                             rgb_tensor) -> None:  # type: ignore[no-untyped-def]
+    img = content_photo.astype(np.float32) / 255.0
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    flow = np.stack([3.3 * np.sin(yy / 17.0), -2.1 * np.cos(xx / 23.0)], -1).astype(np.float32)
+    want = backward_warp(img, flow)
+    flow_t = torch.from_numpy(flow).permute(2, 0, 1)[None]
+    got = flow_warp(rgb_tensor(content_photo), flow_t)[0].permute(1, 2, 0).numpy()
+    inner = (slice(4, h - 4), slice(4, w - 4))  # the two differ only in how they fill outside the frame
+    np.testing.assert_allclose(got[inner], want[inner], atol=2e-3)
+
+
+def test_exact_flow_folder_gives_exact_pairs(exact_pairs) -> None:  # type: ignore[no-untyped-def]
+    assert len(exact_pairs) == 4 and all(q.exact and q.source == "synthetic" for q in exact_pairs)
+    for q in exact_pairs:  # the flow's convention: b warped by the flow a -> b reproduces a
+        err = np.abs(backward_warp(q.b.astype(np.float32), q.flow) - q.a.astype(np.float32)).mean(-1)
+        assert err[q.mask].mean() < 4.0 and q.mask.mean() > 0.8
+
+
+def test_sampler_crops_and_flips_keep_the_flow_meaning(exact_pairs) -> None:  # type: ignore[no-untyped-def]
+    sampler = FlowPairSampler(exact_pairs, 64, torch.Generator().manual_seed(0))
+    a, b, flow, mask = sampler.batch(8)
+    assert a.shape == b.shape == (8, 3, 64, 64) and flow.shape == (8, 2, 64, 64) and mask.shape == (8, 1, 64, 64)
+    err = (flow_warp(b, flow) - a).abs().mean(1, keepdim=True)
+    assert float((err * mask).sum() / mask.sum()) < 4.0 / 255.0
+    # against the wrong flow (the x component not mirrored with the crop) the frames do not match
+    wrong = flow.clone()
+    wrong[:, 0] = wrong[:, 0].abs()
+    err_wrong = (flow_warp(b, wrong) - a).abs().mean(1, keepdim=True)
+    assert float((err_wrong * mask).sum() / mask.sum()) > 2 * float((err * mask).sum() / mask.sum())
+
+
+def test_loss_is_zero_when_the_output_moves_with_the_scene_and_large_otherwise(content_photo: np.ndarray) -> None:
+    a, b, flow = _shifted_pair(content_photo, 3, -2)
+    (pair,) = pairs_from_frames([a, b], "shift", flows=[flow])
+    at, bt, ft, mt = FlowPairSampler([pair], 96, torch.Generator().manual_seed(1)).batch(4)
+    identity = video_temporal_loss(lambda z: z, at, bt, ft, mt)
+    g = torch.Generator().manual_seed(2)
+    flicker = video_temporal_loss(lambda z: (z + 0.05 * torch.randn(z.shape, generator=g)).clamp(0, 1), at, bt, ft, mt)
+    texture = torch.rand(1, 3, 96, 96, generator=g)
+    sticks = video_temporal_loss(lambda z: 0.5 * z + 0.5 * texture, at, bt, ft, mt)  # strokes fixed to the screen
+    assert float(identity) < 1e-10
+    assert float(flicker) > 1e-3 and float(sticks) > 1e-3
+
+
+def test_estimated_flow_on_a_real_clip(shared: Path) -> None:
+    pairs = load_flow_pairs([shared / "media" / "videos" / "imageio_realshort.mp4"], max_frames=4, stride=2)
+    assert len(pairs) == 2 and not pairs[0].exact and pairs[0].a.shape[1] <= 320
+    for q in pairs:
+        assert 0.3 < q.mask.mean() <= 1.0
+        err = np.abs(backward_warp(q.b.astype(np.float32), q.flow) - q.a.astype(np.float32)).mean(-1)
+        assert err[q.mask].mean() < err[~q.mask].mean() if (~q.mask).any() else True
+
+
+def test_options_are_checked_and_recorded(shared: Path) -> None:
+    with pytest.raises(ValueError, match="needs at least one"):
+        TemporalOptions(temporal_video_weight=1.0).temporal_reg()
+    with pytest.raises(ValueError, match="video weight"):
+        TemporalOptions(temporal_video_weight=-1.0).temporal_reg()
+    with pytest.raises(FileNotFoundError):
+        load_flow_pairs([shared / "no_such_clip.mp4"])
+    clip = str(shared / "media" / "flow" / "synthetic")
+    extra = TemporalOptions(temporal_video=(clip,), temporal_video_weight=5.0).record_temporal({})
+    assert extra["weights"]["temporal_video"] == 5.0 and extra["temporal_video"]["clips"] == ["synthetic"]
+    assert trained_clips(extra) == {"synthetic"} and trained_clips(None) == set()
+    off = TemporalOptions().record_temporal({})
+    assert off["temporal_video"] is None and trained_clips(off) == set()
+
+
+def test_term_adds_the_video_loss(shared: Path) -> None:
+    from rtstyle.training._loop import resolve_amp
+
+    amp = resolve_amp("fp32", "cpu")
+    opts = TemporalOptions(temporal_video=(str(shared / "media" / "flow" / "synthetic"),), temporal_video_weight=10.0,
+                           temporal_video_frames=4)
+    term = TemporalTerm(opts, 0)
+    x = torch.rand(2, 3, 48, 48)
+    logged: dict[str, float] = {}
+    # identity net: the output moves with the scene (the clip's frames are resampled from one photo each,
+    # so a frame warped by the exact flow matches the next to interpolation error only, < 4/255)
+    total = term.add(torch.tensor(1.0), logged, lambda z: z, x, x, amp)
+    assert "temporal" not in logged and 0 <= logged["temporal_video"] < 10.0 * (4 / 255) ** 2
+    assert float(total) == pytest.approx(1.0 + logged["temporal_video"])
+    still = logged["temporal_video"]
+    total = term.add(torch.tensor(1.0), logged, lambda z: z * 0 + 127.5 + 60 * torch.randn_like(z), x, x, amp)
+    assert logged["temporal_video"] > max(0.3, 100 * still)
+    assert float(total) == pytest.approx(1.0 + logged["temporal_video"])
+
+
+def test_johnson_trainer_trains_and_records_the_clips(shared: Path, vgg16_path: Path, tmp_path: Path) -> None:
+    from rtstyle.models import create_model
+
+    content, _ = small_training_folders(shared, tmp_path, styles=(), photos=3)
+    weights = train_tiny_with_video(shared, vgg16_path, content, tmp_path / "run")
+    hist = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(hist) == 2 and all(h["temporal_video"] > 0 and "temporal" not in h for h in hist)
+    extra = create_model(str(weights)).spec.extra
+    assert extra["temporal_video"]["clips"] == ["synthetic"] and extra["temporal_video"]["weight"] == 1e6
+    assert extra["temporal_video"]["stride"] == 1 and extra["temporal_regulariser"] is None
