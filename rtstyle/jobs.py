@@ -68,7 +68,8 @@ def check_temporal(strength: float | None) -> None:
         raise JobError(f"--temporal must be in [0, 1), got {strength}")
 
 
-def build_stylizer(settings: StylizerSettings, *, live: bool = False, options: Any = None) -> Stylizer:
+def build_stylizer(settings: StylizerSettings, *, live: bool = False, options: Any = None,
+                   frame_size: tuple[int, int] | None = None) -> Stylizer:
     """The Stylizer ``settings`` describe, with the model's controls and style vector applied.
 
     Args:
@@ -76,6 +77,10 @@ def build_stylizer(settings: StylizerSettings, *, live: bool = False, options: A
         live: for a live source: the model's live size when no size is given, the live stabilizer
             preset, and the int8 style encoder where installed.
         options: :class:`~rtstyle.backends.BackendOptions` passed to the Stylizer.
+        frame_size: the source's ``(width, height)`` when it is known before the first frame (a file, an
+            opened camera): the first style is then prepared at the stream's shape (and a model that
+            encodes its style image at the content's scale, ``linear.r31``, encodes it at that scale)
+            rather than re-prepared when the first frame arrives. ``None`` or a zero side: unknown.
 
     Raises:
         JobError: controls the model does not take, or files that are not there.
@@ -101,7 +106,7 @@ def build_stylizer(settings: StylizerSettings, *, live: bool = False, options: A
                         size=size, scale=settings.scale, style_image=style_image, crossfade=settings.crossfade,
                         temporal=temporal, style_encoder=style_encoder_choice(settings.style_encoder,
                                                                               settings.device, live, settings.model),
-                        options=options)
+                        options=options, frame_size=frame_size if frame_size and min(frame_size) > 0 else None)
     _apply_style_vector(stylizer, settings.style_vector)
     return stylizer
 
@@ -444,7 +449,7 @@ def stylize_path(input: str | Path, output: str | Path, settings: StylizerSettin
                 raise JobError(f"video input needs a video output ({', '.join(sorted(VIDEO_EXTENSIONS))}), got {out}")
             refuse_output(out, [str(input)], overwrite)
         sinks = open_sinks([out], info, {"crf": crf, "preset": encoder_preset}, overwrite=overwrite)  # before model work
-        stylizer = build_stylizer(settings)
+        stylizer = build_stylizer(settings, frame_size=(info.width, info.height))
         bar = tqdm(total=info.frame_count, unit="frame", desc="stylize", disable=not progress, dynamic_ncols=True)
         last: list[Any] = [None]  # the last frame out, to place swap entries that never came due
 

@@ -76,7 +76,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         raise CLIError("--camera-size/--camera-fps apply to camera sources (cam:N, /dev/videoN)") from None
     with src:
         sinks = open_sinks(args.sink or ["window"], src.info, overwrite=args.overwrite)  # fail before model work
-        stylizer = build_stylizer(stylizer_settings(args, models[0]), live=True)
+        stylizer = build_stylizer(stylizer_settings(args, models[0]), live=True,
+                                  frame_size=(src.info.width, src.info.height))
         pipe = Pipeline(src, stylizer, sinks, live=True, styles=models, max_frames=args.max_frames)
         for m in models[1:]:  # warm the cycle in the background so hotkeys switch instantly
             stylizer.prefetch(m)

@@ -230,3 +230,24 @@ def test_style_image_is_encoded_at_the_frames_scale(model: LinearNet, shared: Pa
     st = Stylizer(model, style_image=painting, backend="eager", size=300, frame_size=(640, 480))  # internal 400x300
     assert max(seen[-1][2:]) == 400
     st.close()
+
+
+def test_commands_prepare_the_first_style_at_the_sources_size(shared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rtstyle stylize`` / ``live`` know the source's size before the first frame: the first style image
+    is encoded at the frames' scale, not at the cap (and an unknown size, 0x0, is the cap)."""
+    from rtstyle.jobs import StylizerSettings, build_stylizer
+
+    seen: list[tuple[int, ...]] = []
+    real = LinearNet.encode_style
+
+    def recording(self, style):  # type: ignore[no-untyped-def]
+        seen.append(tuple(style.shape))
+        return real(self, style)
+
+    monkeypatch.setattr(LinearNet, "encode_style", recording)
+    settings = StylizerSettings(model="linear.r31", style=(str(shared / "media" / "styles" / "wave.jpg"),),
+                                size=300, backend="eager")
+    for size, side in (((640, 480), 400), ((0, 0), 512)):
+        st = build_stylizer(settings, frame_size=size)
+        assert max(seen[-1][2:]) == side, size
+        st.close()
