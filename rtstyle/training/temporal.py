@@ -33,8 +33,8 @@ import torch.nn.functional as F
 if TYPE_CHECKING:
     from ._loop import Amp
 
-__all__ = ["TemporalOptions", "TemporalReg", "TemporalTerm", "compound_temporal_loss", "random_affine",
-           "trained_clips", "warp"]
+__all__ = ["TemporalOptions", "TemporalReg", "TemporalTerm", "compound_temporal_loss", "jpeg_artefacts",
+           "random_affine", "trained_clips", "warp"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,10 @@ class TemporalReg:
         rotate: largest rotation, in degrees.
         zoom: largest relative scale change (``0.02``: scale in ``[0.98, 1.02]``).
         noise: standard deviation of the Gaussian noise added to the warped input, on [0, 1] pixels.
+        jpeg: lowest JPEG quality of the codec artefacts given to the warped input (each image is
+            encoded at a quality drawn from ``[jpeg, 95]``, before the noise); 0 = none. A codec's
+            block noise changes from frame to frame, and a net that turns it into strokes flickers
+            most where the picture is flat (a sky): this teaches it to draw the clean frame's output.
         margin: pixels dropped from the mask's edges (the net's own border effects: padding at the
             frame's edge, and the invented border reaching in through the receptive field).
     """
@@ -57,11 +61,14 @@ class TemporalReg:
     zoom: float = 0.02
     noise: float = 0.01
     margin: int = 2
+    jpeg: int = 0
 
     def __post_init__(self) -> None:
         for k in ("shift", "rotate", "zoom", "noise"):
             if getattr(self, k) < 0:
                 raise ValueError(f"temporal {k} must be >= 0, got {getattr(self, k)}")
+        if not (self.jpeg == 0 or 1 <= self.jpeg <= 95):
+            raise ValueError(f"temporal jpeg quality must be 0 (off) or within [1, 95], got {self.jpeg}")
         if self.margin < 0:
             raise ValueError(f"temporal margin must be >= 0, got {self.margin}")
 
@@ -136,7 +143,8 @@ def warp(x: torch.Tensor, theta: torch.Tensor, margin: int = 0,
 def compound_temporal_loss(net_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
                            reg: TemporalReg, generator: torch.Generator | None = None,
                            theta: torch.Tensor | None = None) -> torch.Tensor:
-    """The compound regulariser: ``mean(mask * (N(W(x) + noise) - W(N(x)))**2)``.
+    """The compound regulariser: ``mean(mask * (N(W(x) + noise) - W(N(x)))**2)`` (with ``reg.jpeg``, the warped
+    input is JPEG-compressed before the noise: ``N(jpeg(W(x)) + noise)``).
 
     Args:
         net_fn: the net on images in [0, 1], returning its output in [0, 1] (the trainer's scaling).
@@ -153,6 +161,8 @@ def compound_temporal_loss(net_fn: Callable[[torch.Tensor], torch.Tensor], x: to
     if theta is None:
         theta = random_affine(n, h, w, reg, generator)
     xw, _ = warp(x, theta, 0)
+    if reg.jpeg:
+        xw = jpeg_artefacts(xw, reg.jpeg, generator)
     if reg.noise > 0:
         noise = torch.randn(xw.shape, generator=generator).to(xw.device, xw.dtype) * reg.noise
         xw = xw + noise
@@ -163,6 +173,30 @@ def compound_temporal_loss(net_fn: Callable[[torch.Tensor], torch.Tensor], x: to
         log.warning("temporal regulariser: the warp left no valid pixel (image %dx%d); loss 0", w, h)
         return y2.sum() * 0.0
     return ((y2 - yw) ** 2 * mask).sum() / denom
+
+
+def jpeg_artefacts(x: torch.Tensor, lowest_quality: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each image of ``x`` (in [0, 1]) JPEG-encoded and decoded at a random quality in ``[lowest_quality, 95]``.
+
+    OpenCV's codec: 8x8 block DCT quantisation with 4:2:0 chroma, the artefacts of a video codec's
+    intra blocks. No gradient flows through it (it is the input side of the regulariser).
+
+    Shape:
+        ``(N, 3, H, W)`` -> the same, same dtype and device.
+    """
+    import cv2
+    import numpy as np
+
+    q = torch.randint(lowest_quality, 96, (x.shape[0],), generator=generator)
+    img = (x.detach().float().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    out = []
+    for im, qi in zip(img, q.tolist()):
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(im[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(qi)])
+        if not ok:
+            raise RuntimeError("OpenCV could not JPEG-encode a training crop")
+        out.append(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy())
+    y = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(x.device, torch.float32) / 255.0
+    return y.to(x.dtype)
 
 
 #: How the spec names the method (``extra.temporal_regulariser.method``).
@@ -194,6 +228,9 @@ class TemporalOptions:
     temporal_zoom: float = field(default=0.02, metadata={"help": "temporal regulariser: largest relative zoom"})
     temporal_noise: float = field(default=0.01, metadata={"help": "temporal regulariser: std of the Gaussian noise "
                                   "added to the warped input (pixels in [0, 1])"})
+    temporal_jpeg: int = field(default=0, metadata={"help": "temporal regulariser: lowest JPEG quality of the codec "
+                               "artefacts given to the warped input (quality drawn from [Q, 95]; 0 = none)",
+                               "metavar": "Q"})
     temporal_video: tuple[str, ...] = field(default=(), metadata={
         "help": "video file or folder of frames (with make_synthetic_flow_seq.py's .flo files: exact flow; "
                 "without: DIS flow and an occlusion mask) whose consecutive frames train the video temporal loss; "
@@ -218,7 +255,8 @@ class TemporalOptions:
                 or self.temporal_video_stride >= self.temporal_video_frames:
             raise ValueError(f"temporal video: need frames >= 2 and 1 <= stride < frames, got "
                              f"{self.temporal_video_frames} frames, stride {self.temporal_video_stride}")
-        return TemporalReg(self.temporal_shift, self.temporal_rotate, self.temporal_zoom, self.temporal_noise)
+        return TemporalReg(self.temporal_shift, self.temporal_rotate, self.temporal_zoom, self.temporal_noise,
+                           jpeg=self.temporal_jpeg)
 
     def record_temporal(self, extra: dict[str, Any]) -> dict[str, Any]:
         """Write the options into a spec's ``extra`` (in place; returned): ``weights.temporal`` and
@@ -227,7 +265,8 @@ class TemporalOptions:
         reg = self.temporal_reg()
         extra["temporal_regulariser"] = ({
             "method": METHOD, "weight": self.temporal_weight, "shift_px": reg.shift, "rotate_deg": reg.rotate,
-            "zoom": reg.zoom, "noise_std": reg.noise, "mask_margin_px": reg.margin} if self.temporal_weight > 0 else None)
+            "zoom": reg.zoom, "noise_std": reg.noise, "jpeg_lowest_quality": reg.jpeg, "mask_margin_px": reg.margin}
+            if self.temporal_weight > 0 else None)
         extra["weights"]["temporal_video"] = self.temporal_video_weight
         extra["temporal_video"] = ({
             "method": VIDEO_METHOD, "weight": self.temporal_video_weight,

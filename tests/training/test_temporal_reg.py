@@ -74,6 +74,33 @@ def test_noise_term_penalises_a_net_that_passes_noise_through(photo: torch.Tenso
     assert float(ident) == pytest.approx(0.05 ** 2, rel=0.1)
 
 
+def test_jpeg_term_penalises_a_net_that_passes_codec_artefacts_through(photo: torch.Tensor) -> None:
+    theta = _shift_theta(1, *photo.shape[-2:], 0, 0)
+    clean = compound_temporal_loss(lambda z: z, photo, photo, TemporalReg(noise=0.0, margin=0), theta=theta)
+    coded = compound_temporal_loss(lambda z: z, photo, photo, TemporalReg(noise=0.0, margin=0, jpeg=10),
+                                   torch.Generator().manual_seed(0), theta=theta)
+    assert float(clean) < 1e-12 and float(coded) > 1e-5  # the identity copies the artefacts into its output
+    # a net that ignores fine detail (a 5x5 box blur) passes little of the 8x8 block noise on
+    blur = lambda z: torch.nn.functional.avg_pool2d(z, 5, 1, 2, count_include_pad=False)  # noqa: E731
+    y = blur(photo)
+    blurred = compound_temporal_loss(blur, photo, y, TemporalReg(noise=0.0, margin=3, jpeg=10),
+                                     torch.Generator().manual_seed(0), theta=theta)
+    assert float(blurred) < 0.5 * float(coded)
+
+
+def test_jpeg_artefacts_are_blocky_and_keep_the_picture(photo: torch.Tensor) -> None:
+    from rtstyle.training.temporal import jpeg_artefacts
+
+    y = jpeg_artefacts(photo.repeat(2, 1, 1, 1), 10, torch.Generator().manual_seed(0))
+    assert y.shape == (2, *photo.shape[1:]) and y.dtype == photo.dtype
+    err = (y - photo).abs()
+    assert 0.003 < float(err.mean()) < 0.1
+    # the codec's 8x8 grid: the step across a block boundary exceeds the step inside a block
+    d = (y[..., 1:] - y[..., :-1]).abs().mean(dim=(0, 1, 2))
+    cols = torch.arange(d.shape[0])
+    assert float(d[cols % 8 == 7].mean()) > float(d[cols % 8 == 3].mean())
+
+
 def test_random_affine_respects_bounds() -> None:
     reg = TemporalReg(shift=3, rotate=0, zoom=0)
     th = random_affine(500, 100, 200, reg, torch.Generator().manual_seed(0))
@@ -89,6 +116,8 @@ def test_random_affine_respects_bounds() -> None:
 def test_bad_arguments_are_refused(photo: torch.Tensor) -> None:
     with pytest.raises(ValueError, match="shift"):
         TemporalReg(shift=-1)
+    with pytest.raises(ValueError, match="jpeg"):
+        TemporalReg(jpeg=100)
     with pytest.raises(ValueError, match="theta"):
         warp(photo, torch.zeros(2, 2, 3))
     with pytest.raises(ValueError, match="N, C, H, W"):
@@ -120,7 +149,8 @@ def test_trainer_options_plumb_through(shared: Path, vgg16_path: Path, tiny_data
     # init_from with lr 0: the fine-tune starts from (and here stays at) the given net's weights
     cfg = JohnsonTrainConfig(style=style, data=str(tiny_data), out=str(tmp_path / "b"), name="johnson.tiny_b",
                              vgg=str(vgg16_path), steps=2, batch=1, size=48, style_size=64, width=4, n_res=1, lr=0.0,
-                             temporal_weight=1e6, temporal_shift=3.0, temporal_noise=0.02, init_from=str(first),
+                             temporal_weight=1e6, temporal_shift=3.0, temporal_noise=0.02, temporal_jpeg=30,
+                             init_from=str(first),
                              checkpoint_every=100, preview_every=100, command="test")
     second = train_johnson(cfg, progress=False)
     hist = json.loads((tmp_path / "b" / "history.json").read_text())
@@ -131,6 +161,7 @@ def test_trainer_options_plumb_through(shared: Path, vgg16_path: Path, tiny_data
     extra = b.spec.extra
     assert extra["weights"]["temporal"] == 1e6 and extra["initialised_from"] == str(first)
     assert extra["temporal_regulariser"]["shift_px"] == 3.0 and extra["temporal_regulariser"]["noise_std"] == 0.02
+    assert extra["temporal_regulariser"]["jpeg_lowest_quality"] == 30
 
     cfg.out, cfg.width = str(tmp_path / "c"), 8
     with pytest.raises(ValueError, match="does not match"):
