@@ -14,7 +14,8 @@ import torch
 from rtstyle.training.temporal import TemporalOptions, TemporalTerm
 
 FLAGS = ("--temporal-weight", "--temporal-shift", "--temporal-rotate", "--temporal-zoom", "--temporal-noise",
-         "--temporal-jpeg", "--temporal-video", "--temporal-video-weight", "--temporal-video-frames", "--temporal-video-stride")
+         "--temporal-jpeg", "--temporal-video", "--temporal-video-weight", "--temporal-video-frames",
+         "--temporal-video-stride")
 
 
 def _resized(sources: list[Path], folder: Path, size: tuple[int, int]) -> Path:
