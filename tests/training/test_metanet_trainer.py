@@ -261,3 +261,40 @@ def test_warm_start_from_a_meta_network_adds_style_norms(vgg16_path: Path, share
     with pytest.raises(ValueError, match="style_hue"):
         train_metanet(MetaNetTrainConfig(content=str(data), styles=str(styles), out=str(tmp_path / "e"),
                                          vgg=str(vgg16_path), steps=1, style_hue=1.5, **TINY), progress=False)
+
+
+def test_distillation_from_a_teacher(vgg16_path: Path, shared: Path, styles: Path, tmp_path: Path) -> None:
+    """``teacher``: the generated nets learn to match an arbitrary-style model's output; the term is added on
+    top of the others (same first-step losses), logged, recorded in the spec, and a model that takes no
+    style image is refused."""
+    from rtstyle.training.metanet import load_teacher
+
+    with pytest.raises(ValueError, match="no style image"):
+        load_teacher("johnson.wave_lite", "cpu")
+    data = tmp_path / "data"
+    _photos(shared, data, 4)
+    base = dict(TINY, style_crop=1.0, style_every=100, checkpoint_every=100, preview_every=0)
+    off = MetaNetTrainConfig(content=str(data), styles=str(styles), out=str(tmp_path / "off"), name="metanet.tiny",
+                             vgg=str(vgg16_path), exclude=("wave", "mondrian"), steps=2, **base)
+    train_metanet(off, progress=False)
+    on = MetaNetTrainConfig(content=str(data), styles=str(styles), out=str(tmp_path / "on"), name="metanet.tiny",
+                            vgg=str(vgg16_path), exclude=("wave", "mondrian"), steps=2, teacher="linear.r31",
+                            teacher_weight=1e5, teacher_style_size=96, **base)
+    path = train_metanet(on, progress=False)
+    h_off = json.loads((tmp_path / "off" / "history.json").read_text())
+    h_on = json.loads((tmp_path / "on" / "history.json").read_text())
+    assert all(h["teacher"] > 0 for h in h_on) and all("teacher" not in h for h in h_off)
+    assert (h_on[0]["content"], h_on[0]["style"]) == pytest.approx((h_off[0]["content"], h_off[0]["style"]))
+    extra = create_model(f"metanet:{path}", vgg=vgg16_path).spec.extra
+    assert extra["teacher"] == {"model": "linear.r31", "weight": 1e5, "layers": ["relu2_2", "relu3_3"],
+                                "style_size": 96}
+    assert extra["style_images"] == ["starry_night.jpg"]  # the teacher saw only the training style
+
+    # with only the distillation term, training moves the generated net's output towards the teacher's
+    only = MetaNetTrainConfig(content=str(data), styles=str(styles), out=str(tmp_path / "only"), name="metanet.tiny",
+                              vgg=str(vgg16_path), exclude=("wave", "mondrian"), steps=16, teacher="linear.r31",
+                              teacher_weight=1e5, teacher_style_size=96, content_weight=0.0, style_weight=0.0,
+                              **dict(base, lr=3e-2))
+    train_metanet(only, progress=False)
+    h = [s["teacher"] for s in json.loads((tmp_path / "only" / "history.json").read_text())]
+    assert np.mean(h[-4:]) < 0.9 * np.mean(h[:4]), h  # (seeded: the same crops every run)
