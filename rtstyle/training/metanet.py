@@ -59,17 +59,19 @@ from ._loop import (Checkpointer, StepTimer, command_line, pick_device, resolve_
 from ._fields import (amp_field, checkpoint_every_field, device_field, preview_every_field, preview_field,
                       report_field, seed_field, vgg_field)
 from .data import ImageFolder, rotate_hue, training_files
+from .distill import Teacher, TeacherOptions
 from .temporal import TemporalOptions, TemporalTerm
 
-__all__ = ["MetaNetTrainConfig", "flat_mask", "load_teacher", "rotate_hue", "train_metanet"]
+__all__ = ["MetaNetTrainConfig", "flat_mask", "rotate_hue", "train_metanet"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class MetaNetTrainConfig(TemporalOptions):
+class MetaNetTrainConfig(TemporalOptions, TeacherOptions):
     """Settings of ``rtstyle train metanet``; every field is a CLI flag (the ``temporal_*`` ones from
-    :class:`~rtstyle.training.temporal.TemporalOptions`)."""
+    :class:`~rtstyle.training.temporal.TemporalOptions`, the ``teacher*`` ones from
+    :class:`~rtstyle.training.distill.TeacherOptions`)."""
 
     content: str = field(metadata={"help": "folder of content photos", "must_exist": "dir", "what": "content folder"})
     styles: str = field(metadata={
@@ -115,13 +117,6 @@ class MetaNetTrainConfig(TemporalOptions):
     style_hue: float = field(default=0.0, metadata={
         "help": "rotate the hue of a style crop by a random angle with probability P (more colour schemes to learn "
                 "from than the style folder holds)", "metavar": "P"})
-    teacher: str | None = field(default=None, metadata={
-        "help": "distillation: an arbitrary-style model (registry name, e.g. linear.r31) whose output for the step's "
-                "content and style the generated nets also learn to match (VGG16 relu2_2 + relu3_3 features); it sees "
-                "only the training styles", "metavar": "MODEL"})
-    teacher_weight: float = field(default=1e5, metadata={"help": "distillation loss weight (with --teacher)"})
-    teacher_style_size: int = field(default=256, metadata={
-        "help": "longer side of the style crop the teacher encodes (with --teacher)"})
     flat_std: float = field(default=0.02, metadata={
         "help": "content crops with a pixel std below this (0..1 scale) are skipped as flat"})
     weight_norm_bound: float = field(default=10.0, metadata={
@@ -194,33 +189,6 @@ def _load_init(name: str) -> torch.nn.Module:
     return net.float().cpu()
 
 
-#: VGG16 layers of the distillation loss (``--teacher``): the teacher's strokes and their arrangement.
-TEACHER_LAYERS = ("relu2_2", "relu3_3")
-
-
-def load_teacher(name: str, device: torch.device | str) -> torch.nn.Module:
-    """``--teacher``: a model that encodes a style image and maps RGB [0, 1] content to RGB [0, 1].
-
-    Raises:
-        ValueError: the model takes no style image, or another input/output contract.
-    """
-    from ..models import create_model
-    from ..models._abilities import EncodesStyleImage
-
-    net = create_model(name)
-    spec = net.spec
-    if not isinstance(net, EncodesStyleImage):
-        raise ValueError(f"--teacher {name}: it takes no style image to encode (an arbitrary-style model is needed)")
-    if (tuple(spec.input_range), tuple(spec.output_range), spec.color_order, spec.mean) != ((0.0, 1.0), (0.0, 1.0),
-                                                                                           "RGB", None):
-        raise ValueError(f"--teacher {name}: needs RGB in [0, 1] in and out, it has {spec.color_order} "
-                         f"{spec.input_range} -> {spec.output_range}")
-    net = net.float().to(device).eval()
-    for q in net.parameters():
-        q.requires_grad_(False)
-    return net
-
-
 def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
     """Train (or resume) and write ``<out>/<name>.safetensors`` (dots of the name as underscores).
 
@@ -273,9 +241,7 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
                             lr=cfg.lr)
     counters = _Counters()
     temporal = TemporalTerm(cfg, cfg.seed)
-    teacher = load_teacher(cfg.teacher, dev) if cfg.teacher else None
-    if teacher is not None:
-        log.info("MetaNet: distilling %s (weight %g, %s)", cfg.teacher, cfg.teacher_weight, "+".join(TEACHER_LAYERS))
+    teacher = Teacher(cfg, dev)
     ck = Checkpointer(out, cfg, ("width", "n_res", "hidden", "rank", "style_norms"))
     modules: dict[str, Any] = {"model": meta, "optim": opt, "counters": counters}
     step = ck.resume(modules, dev)
@@ -291,7 +257,7 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
         rng = np.random.default_rng([cfg.seed, block, 1])
         crop = _crop(styles[k], rng, cfg.style_crop)
         img = resize_long(crop, cfg.style_size)
-        big = resize_long(crop, cfg.teacher_style_size) if teacher is not None else None
+        big = resize_long(crop, cfg.teacher_style_size) if teacher.active else None
         if cfg.style_hue > 0 and rng.random() < cfg.style_hue:
             angle = float(rng.uniform(-math.pi, math.pi))
             img = rotate_hue(img, angle)
@@ -315,10 +281,9 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
 
     block = -1
     k, feats, targets = 0, torch.empty(0), {}
-    teacher_style: tuple[torch.Tensor, ...] = ()
 
     def train_step(step: int) -> dict[str, float] | None:
-        nonlocal block, k, feats, targets, teacher_style
+        nonlocal block, k, feats, targets
         if step // cfg.style_every != block:
             block = step // cfg.style_every
             k, s, big = style_of_block(block)
@@ -327,8 +292,8 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
                     fs = vgg(amp.batch(s))
                 targets = {n: gram(v) for n, v in fs.items()}  # Gram in fp32, as the loss takes it
                 feats = style_features(vgg, s)
-                if teacher is not None and big is not None:
-                    teacher_style = tuple(teacher.encode_style(big))
+                if big is not None:
+                    teacher.set_style(big)
         x = amp.batch(data.batch(cfg.batch).to(dev))
         flat = flat_mask(x, cfg.flat_std)
         if bool(flat.any()):
@@ -349,17 +314,9 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
         ls = cfg.style_weight * sum(F.mse_loss(gram(fy[n]), t.expand(y.shape[0], -1, -1)) for n, t in targets.items())
         lt = cfg.tv_weight * tv_loss(y * 255.0) if cfg.tv_weight else torch.zeros((), device=dev)
         losses: dict[str, float] = {}
-        ld = torch.zeros((), device=dev)
-        if teacher is not None:
-            with torch.no_grad():
-                xs = x.float().contiguous()  # one image at a time: arbitrary-style models take one frame
-                ty = torch.cat([teacher(xs[i : i + 1], *teacher_style) for i in range(xs.shape[0])]).clamp(0, 1)
-                with amp.autocast():
-                    ft = vgg(amp.batch(ty))
-            ld = cfg.teacher_weight * sum(content_loss(fy[n].float(), ft[n].float()) for n in TEACHER_LAYERS)
-            losses["teacher"] = ld.item()
         # the temporal term (if on): N = the net generated for this step's style
-        loss = temporal.add(lc + ls + lt + ld, losses, lambda z: meta.run(z, gen), x, y, amp)
+        loss = teacher.add(lc + ls + lt, losses, x, fy, vgg, amp)
+        loss = temporal.add(loss, losses, lambda z: meta.run(z, gen), x, y, amp)
         opt.zero_grad(set_to_none=True)
         gn = float("nan")
         if math.isfinite(loss.item()):
@@ -407,7 +364,7 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
         log.warning("training report: %s", report)
     spec = metanet_spec(
         cfg.name, cfg.arch, licence=cfg.licence, weights=f"{cfg.name.replace('.', '_')}.safetensors",
-        extra=cfg.record_temporal({
+        extra=cfg.record_teacher(cfg.record_temporal({
             "training_command": cfg.command,
             "steps": step,
             "batch": cfg.batch,
@@ -421,12 +378,10 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
             "head_decay": cfg.head_decay,
             "style_hue": cfg.style_hue,
             "initialised_from": cfg.init_from,
-            "teacher": ({"model": cfg.teacher, "weight": cfg.teacher_weight, "layers": list(TEACHER_LAYERS),
-                         "style_size": cfg.teacher_style_size} if cfg.teacher else None),
             "vgg_sha256": vgg_sha,
             "training_report": report,
             "train_seconds_this_run": round(time.perf_counter() - t0, 1),
-        }),
+        })),
     )
     meta.eval()
     path = save_metanet(meta.cpu(), spec, out / str(spec.weights))

@@ -5,7 +5,8 @@ Every step takes the next style of the list (cycling), resizes its image to a ra
 through the Siamese encoder to get the CoMatch Gram (gradients flow through it), stylises a batch
 of content crops and trains with the VGG16 perceptual loss (content at relu2_2, Gram style loss at
 relu1_2, relu2_2, relu3_3, relu4_3 against that style image at that size). ``temporal_weight > 0``
-adds the compound temporal regulariser (:mod:`.temporal`) of the net with that step's style target.
+adds the compound temporal regulariser (:mod:`.temporal`) of the net with that step's style target;
+``teacher`` distils an arbitrary-style model's output for the step's content and style (:mod:`.distill`).
 
 The written file holds the weights and a *style bank*: each style of ``styles``' CoMatch Gram at
 several sizes, so the shipped model selects styles and brush sizes without the images.
@@ -41,6 +42,7 @@ from ._loop import (Checkpointer, StepTimer, command_line, optimise, pick_device
 from ._fields import (amp_field, checkpoint_every_field, device_field, preview_every_field, preview_field,
                       report_field, seed_field, vgg_field)
 from .data import ImageFolder, rotate_hue, split_held_out
+from .distill import Teacher, TeacherOptions
 from .temporal import TemporalOptions, TemporalTerm
 
 __all__ = ["MSGNetTrainConfig", "train_msgnet"]
@@ -49,9 +51,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class MSGNetTrainConfig(TemporalOptions):
+class MSGNetTrainConfig(TemporalOptions, TeacherOptions):
     """Settings of ``rtstyle train msgnet``; every field is a CLI flag (the ``temporal_*`` ones from
-    :class:`~rtstyle.training.temporal.TemporalOptions`)."""
+    :class:`~rtstyle.training.temporal.TemporalOptions`, the ``teacher*`` ones from
+    :class:`~rtstyle.training.distill.TeacherOptions`)."""
 
     styles: str = field(metadata={
         "help": "folder of the bank's style images (file stems name the styles)", "must_exist": "dir",
@@ -144,6 +147,7 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
         log.info("MSG-Net: starts as %s", cfg.init_from)
     net = amp.module(net.to(dev))
     temporal = TemporalTerm(cfg, cfg.seed)
+    teacher = Teacher(cfg, dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     ck = Checkpointer(out, cfg, ("ngf", "n_blocks", "stem", "down1", "up1", "up2"))
     step = ck.resume({"model": net, "optim": opt}, dev)
@@ -171,11 +175,16 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
         size = int(rng.choice(cfg.style_sizes))
         x = amp.batch(data.batch(cfg.batch).to(dev))
         style = resize_tensor_long(styles[k], size)
+        big = resize_tensor_long(styles[k], cfg.teacher_style_size) if teacher.active else None
         target = targets[k, size]
         if cfg.style_hue > 0 and rng.random() < cfg.style_hue:
-            style = rotate_hue(style, float(rng.uniform(-math.pi, math.pi)))
+            angle = float(rng.uniform(-math.pi, math.pi))
+            style = rotate_hue(style, angle)
+            big = rotate_hue(big, angle) if big is not None else None
             with torch.no_grad(), amp.autocast():
                 target = {n: gram(v) for n, v in vgg(amp.batch(style)).items()}
+        if big is not None:
+            teacher.set_style(big)
         with amp.autocast():
             g = net.style_gram(amp.batch(style) * 255.0)
             y = net(x * 255.0, g) / 255.0
@@ -187,7 +196,8 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
                                     for n, t in target.items())
         losses: dict[str, float] = {}
         # the temporal term (if on): N = the net with this step's style target g, NCHW as amp.batch keeps it here
-        total = temporal.add(lc + ls, losses, lambda z: net(z, g), x, y, amp)
+        total = teacher.add(lc + ls, losses, x, fy, vgg, amp)
+        total = temporal.add(total, losses, lambda z: net(z, g), x, y, amp)
         if not optimise(opt, total, amp):
             skipped += 1
             log.warning("non-finite loss at step %d (style %s): batch skipped", step, names[k])
@@ -222,7 +232,7 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
         default_size=240,
         licence=cfg.licence,
         weights=f"{cfg.name.replace('.', '_')}.safetensors",
-        extra=cfg.record_temporal({
+        extra=cfg.record_teacher(cfg.record_temporal({
             "architecture": {"ngf": cfg.ngf, "n_blocks": cfg.n_blocks, "stem": cfg.stem, "down1": cfg.down1,
                              "up1": cfg.up1, "up2": cfg.up2},
             "training_command": cfg.command,
@@ -239,7 +249,7 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
             "weights": {"content": cfg.content_weight, "style": cfg.style_weight},
             "skipped_batches": skipped,
             "train_seconds_this_run": round(time.perf_counter() - t0, 1),
-        }),
+        })),
     )
     path = save_msgnet(net.cpu(), spec, out / str(spec.weights), bank)
     log.info("wrote %s", path)

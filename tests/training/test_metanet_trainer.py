@@ -267,7 +267,7 @@ def test_distillation_from_a_teacher(vgg16_path: Path, shared: Path, styles: Pat
     """``teacher``: the generated nets learn to match an arbitrary-style model's output; the term is added on
     top of the others (same first-step losses), logged, recorded in the spec, and a model that takes no
     style image is refused."""
-    from rtstyle.training.metanet import load_teacher
+    from rtstyle.training.distill import load_teacher
 
     with pytest.raises(ValueError, match="no style image"):
         load_teacher("johnson.wave_lite", "cpu")

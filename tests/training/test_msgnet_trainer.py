@@ -96,3 +96,19 @@ def test_extra_styles_train_outside_the_bank_held_out_never(vgg16_path: Path, fo
     with pytest.raises(ValueError, match="architecture"):
         train_msgnet(_tiny(styles=str(styles), data=str(data), out=str(tmp_path / "other"), vgg=str(vgg16_path),
                            init_from=str(path), steps=0, ngf=8), progress=False)
+
+
+def test_distillation_from_a_teacher(vgg16_path: Path, folders: tuple[Path, Path], tmp_path: Path) -> None:
+    """``teacher``: added on top of the other losses (same first step), logged every step with the hue-rotated
+    styles too, recorded in the spec."""
+    data, styles = folders
+    off = train_msgnet(_tiny(styles=str(styles), data=str(data), out=str(tmp_path / "off"), vgg=str(vgg16_path),
+                             steps=3, style_hue=0.5), progress=False)
+    on = train_msgnet(_tiny(styles=str(styles), data=str(data), out=str(tmp_path / "on"), vgg=str(vgg16_path),
+                            steps=3, style_hue=0.5, teacher="linear.r31", teacher_style_size=96), progress=False)
+    h_off = json.loads((tmp_path / "off/history.json").read_text())
+    h_on = json.loads((tmp_path / "on/history.json").read_text())
+    assert all(np.isfinite(h["teacher"]) and h["teacher"] > 0 for h in h_on)
+    assert (h_on[0]["content"], h_on[0]["style"]) == pytest.approx((h_off[0]["content"], h_off[0]["style"]))
+    assert create_model(f"msgnet:{on}").spec.extra["teacher"]["model"] == "linear.r31"
+    assert create_model(f"msgnet:{off}").spec.extra["teacher"] is None
