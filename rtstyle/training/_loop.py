@@ -39,8 +39,14 @@ log = logging.getLogger(__name__)
 
 
 def command_line() -> str:
-    """This process's command line, shell-quoted: the default of every trainer config's ``command``."""
-    return " ".join(shlex.quote(a) for a in sys.argv)
+    """This process's command line, shell-quoted: the default of every trainer config's ``command``.
+
+    ``python -m rtstyle ...`` (whose ``argv[0]`` is the package's ``__main__.py``) is written as the
+    ``rtstyle ...`` it is the same as, so the recorded command runs on another machine."""
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name == "__main__.py" and Path(argv[0]).parent.name == "rtstyle":
+        argv[0] = "rtstyle"
+    return " ".join(shlex.quote(a) for a in argv)
 
 
 def pick_device(name: str) -> torch.device:

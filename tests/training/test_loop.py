@@ -83,3 +83,14 @@ def test_resume_keeps_the_optimiser_state_but_takes_the_command_lines_settings(t
     torch.testing.assert_close(opt2.state[m2.weight]["exp_avg"], opt.state[m.weight]["exp_avg"])
     assert float(opt2.state[m2.weight]["step"]) == 3
     torch.testing.assert_close(m2.weight, m.weight)
+
+
+def test_command_line_names_python_m_rtstyle_as_rtstyle(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rtstyle
+    from rtstyle.training._loop import command_line
+
+    main = str(Path(rtstyle.__file__).with_name("__main__.py"))
+    monkeypatch.setattr("sys.argv", [main, "train", "johnson", "--style", "a b.jpg"])
+    assert command_line() == "rtstyle train johnson --style 'a b.jpg'"
+    monkeypatch.setattr("sys.argv", ["/usr/bin/rtstyle", "train", "msgnet"])
+    assert command_line() == "/usr/bin/rtstyle train msgnet"
