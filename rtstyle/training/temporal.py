@@ -298,7 +298,7 @@ class TemporalTerm:
 
             pairs = load_flow_pairs(options.temporal_video, max_frames=options.temporal_video_frames,
                                     max_size=VIDEO_FRAME_SIZE, stride=options.temporal_video_stride)
-            self.video = FlowPairSampler(pairs, 128, torch.Generator().manual_seed(seed + 2))  # size: each step's
+            self.video = FlowPairSampler(pairs, 128, torch.Generator().manual_seed(seed + 2))
 
     @property
     def active(self) -> bool:
@@ -330,13 +330,13 @@ class TemporalTerm:
 
         return net01
 
-    def video_term(self, net255: Callable[[torch.Tensor], torch.Tensor], batch: int, device: torch.device | str,
-                   amp: Amp) -> torch.Tensor:
-        """``video_weight * video_temporal_loss`` on ``batch`` random crops of the run's frame pairs."""
+    def video_term(self, net255: Callable[[torch.Tensor], torch.Tensor], batch: int, size: int,
+                   device: torch.device | str, amp: Amp) -> torch.Tensor:
+        """``video_weight * video_temporal_loss`` on ``batch`` random ``size`` px crops of the run's frame pairs."""
         from .video_pairs import video_temporal_loss
 
         assert self.video is not None
-        a, b, flow, mask = (t.to(device) for t in self.video.batch(batch))
+        a, b, flow, mask = (t.to(device) for t in self.video.batch(batch, size))
         return self.video_weight * video_temporal_loss(self._net01(net255, amp), a, b, flow, mask)
 
     def add(self, loss: torch.Tensor, logged: dict[str, float], net255: Callable[[torch.Tensor], torch.Tensor],
@@ -349,8 +349,7 @@ class TemporalTerm:
             logged["temporal"] = term.item()
             loss = loss + term
         if self.video is not None:
-            self.video.size = x.shape[-1]
-            vterm = self.video_term(net255, x.shape[0], x.device, amp)
+            vterm = self.video_term(net255, x.shape[0], x.shape[-1], x.device, amp)
             logged["temporal_video"] = vterm.item()
             loss = loss + vterm
         return loss

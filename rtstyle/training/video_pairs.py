@@ -190,13 +190,15 @@ class FlowPairSampler:
     def _int(self, high: int) -> int:
         return int(torch.randint(0, max(1, high), (1,), generator=self.generator))
 
-    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(a, b, flow, mask)``: ``(n, 3, S, S)`` in [0, 1] twice, ``(n, 2, S, S)``, ``(n, 1, S, S)``."""
+    def batch(self, n: int, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(a, b, flow, mask)``: ``(n, 3, S, S)`` in [0, 1] twice, ``(n, 2, S, S)``, ``(n, 1, S, S)``, with
+        ``S`` = ``size`` (default: the sampler's)."""
+        side = size or self.size
         a_s, b_s, f_s, m_s = [], [], [], []
         for _ in range(n):
             q = self.pairs[self._int(len(self.pairs))]
             h, w = q.a.shape[:2]
-            ch, cw = min(self.size, h), min(self.size, w)
+            ch, cw = min(side, h), min(side, w)
             y, x = self._int(h - ch + 1), self._int(w - cw + 1)
             win = (slice(y, y + ch), slice(x, x + cw))
             a, b, f, m = q.a[win], q.b[win], q.flow[win].copy(), q.mask[win]
