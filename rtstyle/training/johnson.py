@@ -76,8 +76,6 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
     dev = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
-    ck = Checkpointer(out, cfg, ("width", "n_res"),
-                      arch_error="{path} was trained with another architecture; use a new --out")
     name = cfg.name or f"johnson.{Path(cfg.style).stem}"
 
     vgg = load_vgg16(cfg.vgg).to(dev)
@@ -96,6 +94,9 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
         _init_from(net, cfg.init_from, cfg.width, cfg.n_res)
     temporal = TemporalTerm(cfg, cfg.seed)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    # the run folder is made once every input has loaded: a bad one leaves no empty folder behind
+    ck = Checkpointer(out, cfg, ("width", "n_res"),
+                      arch_error="{path} was trained with another architecture; use a new --out")
     step = ck.resume({"model": net, "optim": opt}, dev)
     if step:
         data.rng = np.random.default_rng(cfg.seed + step)

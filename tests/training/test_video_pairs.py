@@ -133,3 +133,18 @@ def test_johnson_trainer_trains_and_records_the_clips(shared: Path, vgg16_path: 
     extra = create_model(str(weights)).spec.extra
     assert extra["temporal_video"]["clips"] == ["synthetic"] and extra["temporal_video"]["weight"] == 1e6
     assert extra["temporal_video"]["stride"] == 1 and extra["temporal_regulariser"] is None
+
+
+def test_a_missing_clip_is_one_line_and_leaves_no_run_folder(shared: Path, vgg16_path: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from rtstyle.cli import main
+
+    content, _ = small_training_folders(shared, tmp_path, styles=(), photos=2)
+    out = tmp_path / "run"
+    rc = main(["-q", "train", "johnson", "--style", str(shared / "media" / "styles" / "wave.jpg"), "--data",
+               str(content), "--out", str(out), "--vgg", str(vgg16_path), "--steps", "1", "--size", "48",
+               "--width", "4", "--n-res", "1", "--temporal-video", str(tmp_path / "nope.mp4"),
+               "--temporal-video-weight", "1"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "temporal video source not found" in err and "Traceback" not in err
+    assert not out.exists()
