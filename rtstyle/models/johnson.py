@@ -77,15 +77,24 @@ class TransformerNet(nn.Module):
         self.deconv3 = ConvLayer(w, 3, 9, 1)
         self.relu = nn.ReLU()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder half: ``(N, 3, H, W)`` -> the residual blocks' output ``(N, 4*width, H/4, W/4)``
+        (the features the feature-level temporal loss of ReCoNet compares)."""
         y = self.relu(self.in1(self.conv1(x)))
         y = self.relu(self.in2(self.conv2(y)))
         y = self.relu(self.in3(self.conv3(y)))
         for i in range(1, self.n_res + 1):
             y = getattr(self, f"res{i}")(y)
+        return y
+
+    def decode(self, y: torch.Tensor) -> torch.Tensor:
+        """The decoder half: :meth:`encode`'s features -> the output image."""
         y = self.relu(self.in4(self.deconv1(y)))
         y = self.relu(self.in5(self.deconv2(y)))
         return self.deconv3(y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
 
 
 def _same_pad(n: int, k: int, s: int) -> tuple[int, int]:

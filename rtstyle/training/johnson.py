@@ -5,6 +5,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -61,6 +62,15 @@ class JohnsonTrainConfig(TemporalOptions):
     command: str = field(default_factory=command_line)
 
 
+def _split(net: TransformerNet) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """``x -> (encoder features, output)`` of ``net`` in one pass (the feature-level temporal loss's input)."""
+    def split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = net.encode(x)
+        return feats, net.decode(feats)
+
+    return split
+
+
 def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
     """Train (or resume) and write ``<out>/<name>.safetensors``.
 
@@ -92,7 +102,7 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
     net = amp.module(TransformerNet(cfg.width, cfg.n_res).to(dev))
     if cfg.init_from:
         _init_from(net, cfg.init_from, cfg.width, cfg.n_res)
-    temporal = TemporalTerm(cfg, cfg.seed)
+    temporal = TemporalTerm(cfg, cfg.seed, features=True)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     # the run folder is made once every input has loaded: a bad one leaves no empty folder behind
     ck = Checkpointer(out, cfg, ("width", "n_res"),
@@ -126,7 +136,7 @@ def train_johnson(cfg: JohnsonTrainConfig, progress: bool = True) -> Path:
         ls = cfg.style_weight * gram_style_loss(fy, style_grams)
         lt = cfg.tv_weight * tv_loss(y.float() * 255.0)
         losses: dict[str, float] = {}
-        total = temporal.add(lc + ls + lt, losses, net, x, y, amp)
+        total = temporal.add(lc + ls + lt, losses, net, x, y, amp, split255=_split(net))
         if not optimise(opt, total, amp):
             log.warning("non-finite loss at step %d: skipped", step)
             return None

@@ -203,6 +203,8 @@ def jpeg_artefacts(x: torch.Tensor, lowest_quality: int, generator: torch.Genera
 METHOD = "compound (Wang et al. 2020): N(W(x)+noise) = W(N(x))"
 #: How the spec names the video loss (``extra.temporal_video.method``).
 VIDEO_METHOD = "video pairs (Huang et al. 2017, ReCoNet): N(a) = warp(N(b), flow a->b) where the flow holds"
+FEATURE_METHOD = ("feature level (ReCoNet, Gao et al. 2018): E(a) = warp(E(b), flow a->b downscaled to E's "
+                  "resolution) for the encoder E, where the flow holds in the whole cell")
 #: Clips for the video loss are downscaled to fit this (width, height): the scale of the evaluation.
 VIDEO_FRAME_SIZE = (320, 240)
 
@@ -238,6 +240,10 @@ class TemporalOptions:
     temporal_video_weight: float = field(default=0.0, metadata={
         "help": "weight of the video temporal loss (Huang et al. 2017, ReCoNet): N(a) = warp(N(b), flow a->b) on "
                 "--temporal-video frame pairs, where the flow holds; 0 = off"})
+    temporal_feature_weight: float = field(default=0.0, metadata={
+        "help": "weight of ReCoNet's feature-level video temporal loss: the encoder's features (after the residual "
+                "blocks) of a and b agree through the flow, downscaled to them; on the --temporal-video pairs; "
+                "Johnson nets only; 0 = off"})
     temporal_video_frames: int = field(default=48, metadata={
         "help": "video temporal loss: frames read from the start of each --temporal-video clip"})
     temporal_video_stride: int = field(default=1, metadata={
@@ -249,14 +255,20 @@ class TemporalOptions:
             raise ValueError(f"temporal weight must be >= 0, got {self.temporal_weight}")
         if self.temporal_video_weight < 0:
             raise ValueError(f"temporal video weight must be >= 0, got {self.temporal_video_weight}")
-        if self.temporal_video_weight > 0 and not self.temporal_video:
-            raise ValueError("--temporal-video-weight needs at least one --temporal-video clip")
+        if self.temporal_feature_weight < 0:
+            raise ValueError(f"temporal feature weight must be >= 0, got {self.temporal_feature_weight}")
+        if (self.temporal_video_weight > 0 or self.temporal_feature_weight > 0) and not self.temporal_video:
+            flag = "--temporal-video-weight" if self.temporal_video_weight > 0 else "--temporal-feature-weight"
+            raise ValueError(f"{flag} needs at least one --temporal-video clip")
         if self.temporal_video_frames < 2 or self.temporal_video_stride < 1 \
                 or self.temporal_video_stride >= self.temporal_video_frames:
             raise ValueError(f"temporal video: need frames >= 2 and 1 <= stride < frames, got "
                              f"{self.temporal_video_frames} frames, stride {self.temporal_video_stride}")
         return TemporalReg(self.temporal_shift, self.temporal_rotate, self.temporal_zoom, self.temporal_noise,
                            jpeg=self.temporal_jpeg)
+
+    def _video_on(self) -> bool:
+        return self.temporal_video_weight > 0 or self.temporal_feature_weight > 0
 
     def record_temporal(self, extra: dict[str, Any]) -> dict[str, Any]:
         """Write the options into a spec's ``extra`` (in place; returned): ``weights.temporal`` and
@@ -268,11 +280,14 @@ class TemporalOptions:
             "zoom": reg.zoom, "noise_std": reg.noise, "jpeg_lowest_quality": reg.jpeg, "mask_margin_px": reg.margin}
             if self.temporal_weight > 0 else None)
         extra["weights"]["temporal_video"] = self.temporal_video_weight
+        extra["weights"]["temporal_feature"] = self.temporal_feature_weight
         extra["temporal_video"] = ({
             "method": VIDEO_METHOD, "weight": self.temporal_video_weight,
+            "feature_method": FEATURE_METHOD if self.temporal_feature_weight > 0 else None,
+            "feature_weight": self.temporal_feature_weight,
             "clips": sorted({Path(p).name for p in self.temporal_video}),
             "frames_per_clip": self.temporal_video_frames, "stride": self.temporal_video_stride,
-            "frame_size": list(VIDEO_FRAME_SIZE)} if self.temporal_video_weight > 0 else None)
+            "frame_size": list(VIDEO_FRAME_SIZE)} if self._video_on() else None)
         return extra
 
 
@@ -285,15 +300,22 @@ class TemporalTerm:
             data order and the initial weights are those of a run without the term; the video loss's
             crops draw from ``seed + 2``. The video loss's frame pairs are loaded (and their flows
             estimated) here, once.
+        features: whether the trainer's net exposes its encoder (it passes ``split255`` to :meth:`add`);
+            the feature-level loss (``temporal_feature_weight``) needs one, and asking for it otherwise
+            raises ValueError here, before any data loads.
     """
 
-    def __init__(self, options: TemporalOptions, seed: int) -> None:
+    def __init__(self, options: TemporalOptions, seed: int, *, features: bool = False) -> None:
         self.weight = float(options.temporal_weight)
         self.reg = options.temporal_reg()
         self.generator = torch.Generator().manual_seed(seed + 1)
         self.video_weight = float(options.temporal_video_weight)
+        self.feature_weight = float(options.temporal_feature_weight)
+        if self.feature_weight > 0 and not features:
+            raise ValueError("--temporal-feature-weight needs a net with an encoder to compare; "
+                             "this trainer's has none (rtstyle train johnson has)")
         self.video = None
-        if self.video_weight > 0:
+        if self.video_weight > 0 or self.feature_weight > 0:
             from .video_pairs import FlowPairSampler, load_flow_pairs
 
             pairs = load_flow_pairs(options.temporal_video, max_frames=options.temporal_video_frames,
@@ -303,7 +325,7 @@ class TemporalTerm:
     @property
     def active(self) -> bool:
         """Whether a term is on (a weight > 0); a trainer adds nothing when none is."""
-        return self.weight > 0 or self.video_weight > 0
+        return self.weight > 0 or self.video is not None
 
     def __call__(self, net255: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
                  amp: Amp) -> torch.Tensor:
@@ -339,16 +361,43 @@ class TemporalTerm:
         a, b, flow, mask = (t.to(device) for t in self.video.batch(batch, size))
         return self.video_weight * video_temporal_loss(self._net01(net255, amp), a, b, flow, mask)
 
+    def video_terms(self, split255: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], batch: int,
+                    size: int, device: torch.device | str, amp: Amp) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weighted output- and feature-level video losses on one draw of crops, from one pass of
+        the net per frame; ``split255``: [0, 255] input -> ``(encoder features, output in [0, 255])``."""
+        from .video_pairs import video_temporal_losses
+
+        assert self.video is not None
+
+        def split01(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            with amp.autocast():
+                feats, out = split255(amp.batch(z) * 255.0)
+            return feats, out / 255.0
+
+        a, b, flow, mask = (t.to(device) for t in self.video.batch(batch, size))
+        out_loss, feat_loss = video_temporal_losses(split01, a, b, flow, mask)
+        return self.video_weight * out_loss, self.feature_weight * feat_loss
+
     def add(self, loss: torch.Tensor, logged: dict[str, float], net255: Callable[[torch.Tensor], torch.Tensor],
-            x: torch.Tensor, y: torch.Tensor, amp: Amp) -> torch.Tensor:
-        """``loss`` plus the terms that are on (their values go to ``logged["temporal"]`` and
-        ``logged["temporal_video"]``, the video term on as many crops as ``x`` has images, at its size);
-        ``loss`` itself, untouched, when none is. The arguments are those of :meth:`__call__`."""
+            x: torch.Tensor, y: torch.Tensor, amp: Amp,
+            split255: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+        """``loss`` plus the terms that are on (their values go to ``logged["temporal"]``,
+        ``logged["temporal_video"]`` and ``logged["temporal_feature"]``, the video terms on as many crops
+        as ``x`` has images, at its size); ``loss`` itself, untouched, when none is. The arguments are
+        those of :meth:`__call__`, plus ``split255`` (see :meth:`video_terms`), which the feature-level
+        loss needs."""
         if self.weight > 0:
             term = self(net255, x, y, amp)
             logged["temporal"] = term.item()
             loss = loss + term
-        if self.video is not None:
+        if self.video is not None and self.feature_weight > 0:
+            if split255 is None:
+                raise ValueError("the feature-level temporal loss needs split255, the net's encoder/decoder split")
+            vterm, fterm = self.video_terms(split255, x.shape[0], x.shape[-1], x.device, amp)
+            logged["temporal_video"] = vterm.item()
+            logged["temporal_feature"] = fterm.item()
+            loss = loss + vterm + fterm
+        elif self.video is not None:
             vterm = self.video_term(net255, x.shape[0], x.shape[-1], x.device, amp)
             logged["temporal_video"] = vterm.item()
             loss = loss + vterm

@@ -21,7 +21,9 @@ which is the warping error of Lai et al. (:func:`rtstyle.temporal.warping_error`
   as the evaluation's mask does.
 
 :class:`FlowPairSampler` draws random same-place crops (and flips) of the pairs, and
-:func:`video_temporal_loss` is the loss. Clips evaluated on must not be trained on: the trainers record
+:func:`video_temporal_loss` is the loss. ReCoNet's feature-level term, the same loss on the encoder's
+features with the flow downscaled to them (:func:`video_temporal_losses`, :func:`downsample_flow`),
+is there for nets that expose their encoder (the Johnson net's ``encode`` / ``decode``). Clips evaluated on must not be trained on: the trainers record
 the clips' names in the spec (``extra.temporal_video.clips``) and ``tools/eval_stable_nets.py`` refuses
 to evaluate a net on a clip it saw.
 """
@@ -38,8 +40,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["FlowPair", "FlowPairSampler", "flow_warp", "load_flow_pairs", "pairs_from_frames",
-           "video_temporal_loss"]
+__all__ = ["FlowPair", "FlowPairSampler", "downsample_flow", "flow_warp", "load_flow_pairs", "masked_warp_error",
+           "pairs_from_frames", "video_temporal_loss", "video_temporal_losses"]
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +239,19 @@ def flow_warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(img.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
+def masked_warp_error(ya: torch.Tensor, yb: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``mean over mask of (ya - warp(yb, flow))**2``, per channel: the warping error of two outputs
+    (or two feature maps) of consecutive frames. Shapes as :func:`video_temporal_loss`'s, at any
+    resolution ``flow`` and ``mask`` share with ``ya``."""
+    ya, yb = ya.float(), yb.float()
+    pred = flow_warp(yb, flow.to(yb.device))
+    m = mask.to(ya.device)
+    denom = m.sum() * ya.shape[1]
+    if denom.item() == 0:
+        return ya.sum() * 0.0
+    return ((ya - pred) ** 2 * m).sum() / denom
+
+
 def video_temporal_loss(net_fn: Callable[[torch.Tensor], torch.Tensor], a: torch.Tensor, b: torch.Tensor,
                         flow: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``mean over mask of (N(a) - warp(N(b), flow))**2`` (gradients through both frames).
@@ -250,10 +265,49 @@ def video_temporal_loss(net_fn: Callable[[torch.Tensor], torch.Tensor], a: torch
     Returns:
         A scalar fp32 tensor: 0 for a net whose output moves with the scene.
     """
-    ya, yb = net_fn(a).float(), net_fn(b).float()
-    pred = flow_warp(yb, flow.to(yb.device))
-    m = mask.to(ya.device)
-    denom = m.sum() * ya.shape[1]
-    if denom.item() == 0:
-        return ya.sum() * 0.0
-    return ((ya - pred) ** 2 * m).sum() / denom
+    return masked_warp_error(net_fn(a), net_fn(b), flow, mask)
+
+
+def downsample_flow(flow: torch.Tensor, mask: torch.Tensor, factor: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flow and mask for feature maps ``factor`` times smaller than the frames (a net's encoder output).
+
+    Each feature cell covers ``factor x factor`` pixels: its flow is their mean flow in feature pixels
+    (divided by ``factor``), and it counts only where the flow holds for all of them (a min-pool of
+    the mask), so an occlusion edge never enters the loss through a coarse cell.
+
+    Shape:
+        flow ``(N, 2, H, W)``, mask ``(N, 1, H, W)`` with H and W multiples of ``factor`` ->
+        ``(N, 2, H/factor, W/factor)``, ``(N, 1, H/factor, W/factor)``.
+    """
+    h, w = flow.shape[-2:]
+    if factor < 1 or h % factor or w % factor:
+        raise ValueError(f"downsample_flow: {h}x{w} frames are not a multiple of the factor {factor}")
+    if factor == 1:
+        return flow.float(), mask.float()
+    return F.avg_pool2d(flow.float(), factor) / factor, -F.max_pool2d(-mask.float(), factor)
+
+
+def video_temporal_losses(split_fn: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], a: torch.Tensor,
+                          b: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The output-level loss of :func:`video_temporal_loss` and ReCoNet's feature-level one, from one
+    pass of the net per frame.
+
+    The feature-level loss (Gao et al., ReCoNet, 2018) asks the same of the encoder's features: the
+    features of ``a`` equal those of ``b`` warped by the flow, at the features' resolution
+    (:func:`downsample_flow`). It constrains what the net sees, leaving the decoder free to draw
+    strokes, where the output-level loss constrains the strokes themselves.
+
+    Args:
+        split_fn: the net on images in [0, 1] -> ``(features (N, C, H/k, W/k), output in [0, 1])``.
+        a, b, flow, mask: as :func:`video_temporal_loss`.
+
+    Returns:
+        ``(output-level loss, feature-level loss)``, scalar fp32 tensors.
+    """
+    fa, ya = split_fn(a)
+    fb, yb = split_fn(b)
+    k = a.shape[-1] // fa.shape[-1]
+    if k < 1 or fa.shape[-1] * k != a.shape[-1] or fa.shape[-2] * k != a.shape[-2]:
+        raise ValueError(f"features {tuple(fa.shape)} are not the frames {tuple(a.shape)} downscaled by a whole factor")
+    flow_s, mask_s = downsample_flow(flow.to(fa.device), mask.to(fa.device), k)
+    return masked_warp_error(ya, yb, flow, mask), masked_warp_error(fa, fb, flow_s, mask_s)

@@ -1,4 +1,4 @@
-"""The video temporal loss: frame pairs with exact and estimated flow, crops that keep the flow's meaning,
+"""The video temporal loss (output and feature level): frame pairs with exact and estimated flow, crops that keep the flow's meaning,
 ~0 for a net whose output moves with the scene and large for one that flickers or sticks to the screen,
 and the trainers' plumbing (flags, history, the spec's record of the clips, the evaluation's refusal)."""
 from __future__ import annotations
@@ -13,8 +13,8 @@ import torch
 from helpers import small_training_folders, train_tiny_with_video
 from rtstyle.temporal.warp import backward_warp
 from rtstyle.training.temporal import TemporalOptions, TemporalTerm, trained_clips
-from rtstyle.training.video_pairs import (FlowPairSampler, flow_warp, load_flow_pairs, pairs_from_frames,
-                                          video_temporal_loss)
+from rtstyle.training.video_pairs import (FlowPairSampler, downsample_flow, flow_warp, load_flow_pairs,
+                                          pairs_from_frames, video_temporal_loss, video_temporal_losses)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,56 @@ def test_loss_is_zero_when_the_output_moves_with_the_scene_and_large_otherwise(c
     assert float(flicker) > 1e-3 and float(sticks) > 1e-3
 
 
+def test_downsampled_flow_is_in_feature_pixels_and_the_mask_is_all_or_nothing() -> None:
+    flow = torch.zeros(1, 2, 16, 16)
+    flow[:, 0], flow[:, 1] = 8.0, -4.0
+    mask = torch.ones(1, 1, 16, 16)
+    mask[0, 0, 5, 9] = 0  # one occluded pixel voids its whole 4x4 cell, and only that one
+    f4, m4 = downsample_flow(flow, mask, 4)
+    assert f4.shape == (1, 2, 4, 4) and torch.allclose(f4[:, 0], torch.full((1, 4, 4), 2.0))
+    assert torch.allclose(f4[:, 1], torch.full((1, 4, 4), -1.0))
+    assert m4[0, 0, 1, 2] == 0 and m4.sum() == 15
+    with pytest.raises(ValueError, match="multiple"):
+        downsample_flow(flow[..., :15], mask[..., :15], 4)
+
+
+def test_feature_loss_is_zero_when_features_move_with_the_scene_and_large_otherwise(content_photo: np.ndarray) -> None:
+    # a whole-pixel shift by a multiple of the features' stride: encoder features that move with the scene
+    # (here a 4x4 average of the frame) match exactly through the downscaled flow
+    a, b, flow = _shifted_pair(content_photo, 4, -8)
+    (pair,) = pairs_from_frames([a, b], "shift", flows=[flow])
+    at, bt, ft, mt = FlowPairSampler([pair], 96, torch.Generator().manual_seed(3)).batch(4)
+
+    def moves(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.nn.functional.avg_pool2d(z, 4), z
+
+    out_loss, feat_loss = video_temporal_losses(moves, at, bt, ft, mt)
+    assert float(out_loss) < 1e-10 and float(feat_loss) < 1e-8
+    assert float(out_loss) == pytest.approx(float(video_temporal_loss(lambda z: z, at, bt, ft, mt)), abs=1e-12)
+    g = torch.Generator().manual_seed(4)
+    texture = torch.rand(1, 3, 24, 24, generator=g)
+
+    def sticks(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # features fixed to the screen, output fine
+        return 0.5 * torch.nn.functional.avg_pool2d(z, 4) + 0.5 * texture, z
+
+    out_s, feat_s = video_temporal_losses(sticks, at, bt, ft, mt)
+    assert float(out_s) < 1e-10 and float(feat_s) > 1e-3
+    with pytest.raises(ValueError, match="whole factor"):
+        video_temporal_losses(lambda z: (z[..., :7, :7], z), at, bt, ft, mt)
+
+
+def test_johnson_encode_decode_is_the_forward_pass() -> None:
+    from rtstyle.models.johnson import TransformerNet
+
+    torch.manual_seed(0)
+    net = TransformerNet(4, 2).eval()
+    x = torch.rand(1, 3, 32, 48) * 255
+    with torch.no_grad():
+        feats = net.encode(x)
+        assert feats.shape == (1, 16, 8, 12)
+        torch.testing.assert_close(net.decode(feats), net(x))
+
+
 def test_estimated_flow_on_a_real_clip(shared: Path) -> None:
     pairs = load_flow_pairs([shared / "media" / "videos" / "imageio_realshort.mp4"], max_frames=4, stride=2)
     assert len(pairs) == 2 and not pairs[0].exact and pairs[0].a.shape[1] <= 320
@@ -121,6 +171,39 @@ def test_term_adds_the_video_loss(shared: Path) -> None:
     total = term.add(torch.tensor(1.0), logged, lambda z: z * 0 + 127.5 + 60 * torch.randn_like(z), x, x, amp)
     assert logged["temporal_video"] > max(0.3, 100 * still)
     assert float(total) == pytest.approx(1.0 + logged["temporal_video"])
+
+
+def test_feature_term_is_refused_without_clips_or_an_encoder_and_recorded(shared: Path) -> None:
+    with pytest.raises(ValueError, match="needs at least one"):
+        TemporalOptions(temporal_feature_weight=1.0).temporal_reg()
+    with pytest.raises(ValueError, match="feature weight"):
+        TemporalOptions(temporal_feature_weight=-1.0).temporal_reg()
+    clip = str(shared / "media" / "flow" / "synthetic")
+    opts = TemporalOptions(temporal_video=(clip,), temporal_feature_weight=3.0, temporal_video_frames=4)
+    with pytest.raises(ValueError, match="encoder"):
+        TemporalTerm(opts, 0)  # MSG-Net's and MetaNet's trainers: no encoder to compare
+    extra = opts.record_temporal({})
+    assert extra["weights"]["temporal_feature"] == 3.0 and extra["temporal_video"]["feature_weight"] == 3.0
+    assert "ReCoNet" in extra["temporal_video"]["feature_method"] and trained_clips(extra) == {"synthetic"}
+
+
+def test_johnson_trainer_trains_with_the_feature_term(shared: Path, vgg16_path: Path, tmp_path: Path) -> None:
+    from rtstyle.cli import main
+    from rtstyle.models import create_model
+
+    content, _ = small_training_folders(shared, tmp_path, styles=(), photos=3)
+    out = tmp_path / "run"
+    assert main(["-q", "train", "johnson", "--style", str(shared / "media" / "styles" / "wave.jpg"),
+                 "--data", str(content), "--out", str(out), "--name", "johnson.tiny_feat", "--vgg", str(vgg16_path),
+                 "--steps", "2", "--batch", "1", "--size", "48", "--style-size", "64", "--width", "4", "--n-res", "1",
+                 "--preview-every", "0", "--temporal-video", str(shared / "media" / "flow" / "synthetic"),
+                 "--temporal-video-weight", "1e6", "--temporal-feature-weight", "1e4",
+                 "--temporal-video-frames", "4"]) == 0
+    hist = json.loads((out / "history.json").read_text())
+    assert len(hist) == 2 and all(h["temporal_video"] > 0 and h["temporal_feature"] > 0 for h in hist)
+    (weights,) = out.glob("*.safetensors")
+    video = create_model(str(weights)).spec.extra["temporal_video"]
+    assert video["weight"] == 1e6 and video["feature_weight"] == 1e4 and video["clips"] == ["synthetic"]
 
 
 def test_johnson_trainer_trains_and_records_the_clips(shared: Path, vgg16_path: Path, tmp_path: Path) -> None:
