@@ -142,9 +142,13 @@ def candidate_precisions(backend: str, device: str = "cpu", host: HostISA | None
                          model: nn.Module | None = None) -> list[Candidate]:
     """The backend's precisions on ``device``: ``status="candidate"`` to measure, or ``"skipped"`` with a note.
 
-    CPU pruning by ISA: bf16 needs AMX or AVX512_BF16, int8 needs VNNI or AMX-INT8 (and NNCF).
+    CPU pruning by ISA: bf16 needs AMX or AVX512_BF16, int8 needs VNNI or AMX-INT8 (and NNCF). A model
+    that declares :class:`~rtstyle.models._abilities.AutoPrecisions` has the others skipped.
     """
+    from ..models._abilities import auto_precisions_of
+
     dev = torch.device(device).type
+    limited = auto_precisions_of(model) if model is not None else None
     supported = SUPPORTED.get(backend, {}).get(dev, ("fp32",))
     host = host or detect_host()
     out = []
@@ -157,6 +161,8 @@ def candidate_precisions(backend: str, device: str = "cpu", host: HostISA | None
             note = note or _int8_possible(model)
         elif dev == "cuda" and p == "bf16" and not torch.cuda.is_bf16_supported():
             note = "this GPU has no bf16"
+        if not note and limited is not None and p != "fp32" and p not in limited[0]:
+            note = f"the model allows {', '.join(limited[0])} only: {limited[1]}"
         out.append(Candidate(p, "skipped" if note else "candidate", note=note))
     return out
 

@@ -20,6 +20,7 @@ protocol                   used for
 :class:`PerFrameInputs`    style inputs that change per frame (an animated region mask)
 :class:`BackendBound`      runs only on some backends (a foreign ONNX file)
 :class:`AutoBackendHint`   what ``--backend auto`` should mean for this net
+:class:`AutoPrecisions`    the precisions ``--precision auto`` may choose for it (style-swap: fp32)
 :class:`Prechecked`        layout and weights checked by its builder (no check run needed)
 =========================  ===============================================================
 """
@@ -34,6 +35,7 @@ from ._spec import ModelSpec
 
 __all__ = [
     "AutoBackendHint",
+    "AutoPrecisions",
     "BackendBound",
     "EncodesStyleImage",
     "HasControls",
@@ -47,6 +49,7 @@ __all__ = [
     "StyleSideFollowsContent",
     "TakesStyleVector",
     "auto_backend_of",
+    "auto_precisions_of",
     "is_prechecked",
 ]
 
@@ -157,11 +160,32 @@ class AutoBackendHint(Protocol):
 
 
 @runtime_checkable
+class AutoPrecisions(Protocol):
+    """The precisions ``--precision auto`` may consider for this net, and why it is limited.
+
+    ``auto`` measures its candidates on one style (the first one it is given) and caches the
+    decision for the architecture. A net whose reduced-precision error depends on the style image
+    declares the precisions that are safe for every style; an explicit ``--precision`` still runs
+    what it asks for.
+    """
+
+    auto_precisions: tuple[str, ...]
+    auto_precisions_reason: str
+
+
+@runtime_checkable
 class Prechecked(Protocol):
     """``prechecked`` is True when the builder checked layout and weights: a backend need not run it
     once before it goes live."""
 
     prechecked: bool
+
+
+def auto_precisions_of(model: object) -> tuple[tuple[str, ...], str] | None:
+    """``(precisions, reason)`` the model limits ``--precision auto`` to, or ``None`` (no limit)."""
+    if isinstance(model, AutoPrecisions):
+        return tuple(model.auto_precisions), str(model.auto_precisions_reason)
+    return None
 
 
 def auto_backend_of(model: object) -> str | None:

@@ -169,3 +169,31 @@ def test_cli_reports_precision_and_reason(tmp_path: Path, monkeypatch: pytest.Mo
                  "--report", str(tmp_path / "r2.json")]) == 0
     rep2 = json.loads((tmp_path / "r2.json").read_text())
     assert rep2["precision"] == "fp32" and rep2["precision_reason"] == "as requested"
+
+
+def test_style_swap_declares_fp32_for_auto_and_is_never_measured(tmp_path: Path, shared: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Style-swap's patch matching flips in bf16 by a style-dependent amount (29 dB on wave.jpg where
+    another style gave 40): auto must not choose bf16 from one style's measurement, even on an AMX host
+    and with a bf16 decision left in the cache."""
+    from rtstyle.stylizer import Stylizer
+
+    monkeypatch.setenv("RTSTYLE_WEIGHTS", str(shared / "weights"))
+    monkeypatch.setenv("RTSTYLE_ENGINES", str(tmp_path))
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("nothing to measure: the model allows fp32 only")
+
+    monkeypatch.setattr(P, "_measure", boom)
+    with use_host(AMX):
+        st = Stylizer("styleswap.multi", backend="eager", precision="auto",
+                      style_image=str(shared / "media" / "styles" / "wave.jpg"), frame_size=(128, 96))
+        frame = cv2.imread(str(shared / "media" / "photos" / "content" / "palapeli_cincinnati-bridge.jpg"))[:96, :128]
+        assert st.stylize(frame).shape == frame.shape
+        d = st.precision_decision
+    assert d is not None and d.precision == "fp32"
+    bf16 = {c.precision: c for c in d.candidates}["bf16"]
+    assert bf16.status == "skipped" and "style-swap" in bf16.note
+    # the Johnson net declares nothing: bf16 stays a candidate on the same host
+    assert {c.precision: c.status for c in P.candidate_precisions("eager", "cpu", AMX, create_model(
+        "johnson.starry_night_lite"))}["bf16"] == "candidate"
