@@ -180,8 +180,8 @@ class StyleSwapNet(nn.Module):
 
     ``--precision auto`` stays fp32 (:class:`~rtstyle.models._abilities.AutoPrecisions`): the swap takes an
     argmax over patch correlations, and in bf16 close matches flip. How many flip depends on the style
-    image: on one 2-vCPU AVX512_BF16 host ``styleswap.multi`` in eager bf16 was 40.3 dB from fp32 with one
-    style and 29.0 dB with ``wave.jpg``, while ``auto`` caches one decision for every style.
+    image: on one 2-vCPU AVX512_BF16 host ``styleswap.multi`` in eager bf16 was 40.3 dB from fp32 in a
+    cached decision and 29.0 dB with ``wave.jpg``, while ``auto`` caches one decision for every style.
     """
 
     auto_precisions: tuple[str, ...] = ("fp32",)
