@@ -120,7 +120,7 @@ def ray_stylizer(options: Any = None, **fields: Any) -> Stylizer:
 def style_encoder_choice(choice: str | None, device: str, live: bool, model: str) -> str | None:
     """``--style-encoder``: ``auto`` is int8 for live use (style changes while streaming) of a MetaNet
     model on the CPU when OpenVINO and NNCF are installed (the family whose int8 encoder is measured:
-    ``docs/metanet_encoder.json``); else the model's own ``auto`` (None: bf16 on AMX hosts, else fp32)."""
+    ``docs/metanet_encoder.json``); else the model's own ``auto`` (None: bf16 on AMX / AVX512_BF16 hosts, else fp32)."""
     choice = choice or "auto"
     if choice != "auto":
         return choice

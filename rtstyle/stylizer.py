@@ -200,7 +200,7 @@ class Stylizer:
         temporal: a :class:`TemporalFilter` applied to each stylised frame at the internal
             resolution (flicker reduction); reset on every style swap.
         style_encoder: precision of the style encoder of models that encode style images with one
-            (``encoder_precision``: MetaNet, AdaIN, linear, WCT): ``"auto"`` (bf16 on AMX hosts, else
+            (``encoder_precision``: MetaNet, AdaIN, linear, WCT): ``"auto"`` (bf16 on AMX / AVX512_BF16 hosts, else
             fp32), ``"fp32"``, ``"bf16"`` or ``"int8"`` (faster style changes, a slightly different
             result; needs OpenVINO + NNCF). ``None``: the model's own setting (``"auto"``).
 
@@ -373,7 +373,7 @@ class Stylizer:
             side = module.style_image_side if isinstance(module, StyleImageSide) else None
             if isinstance(module, StyleSideFollowsContent) and self._frame_size is not None:
                 # (frames of unknown size: the model's cap, as before the stream's size is known)
-                side = module.style_side_for(max(self.internal_size(*self._frame_size)))
+                side = module.style_side_for(min(self.internal_size(*self._frame_size)))
             img = load_style_image(style_image, max_side=side or 1024)
             style_x = contract.to_model_input(torch.from_numpy(np.ascontiguousarray(img)), spec)
             if isinstance(module, Specialises):

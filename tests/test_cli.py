@@ -268,7 +268,7 @@ def test_style_encoder_choice_is_int8_for_live_metanet_only_when_installed() -> 
     assert choice("auto", "cuda", True, m) is None
     # the default device resolves first
     assert choice("auto", "auto", True, m) == (choice("auto", "cpu", True, m) if not torch.cuda.is_available() else None)
-    # other families keep their encoder's own auto (bf16 on AMX hosts, else fp32) live too
+    # other families keep their encoder's own auto (bf16 on AMX / AVX512_BF16 hosts, else fp32) live too
     assert choice("auto", "cpu", True, "linear.r31") is None and choice("auto", "cpu", True, "adain.r31") is None
     assert choice("fp32", "cpu", True, m) == "fp32"
     assert choice("int8", "cpu", False, m) == "int8"

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--swap-hold", type=float, default=None, help="Pipeline swap_hold in seconds (default: its own)")
     ap.add_argument("--style-encoder", choices=["auto", "fp32", "bf16", "int8"], default=None,
                     help="style-image encoder precision (metanet, adain, linear, wct; default: the model's own auto: "
-                    "bf16 on AMX hosts, else fp32)")
+                    "bf16 on AMX / AVX512_BF16 hosts, else fp32)")
     ap.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                     help="a factory option of the model (e.g. max_style_side=256); repeat")
     ap.add_argument("--precision", default="auto", help="auto | fp32 | bf16 | int8 (OpenVINO): passed to the Stylizer")

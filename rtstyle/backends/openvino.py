@@ -415,8 +415,8 @@ def module_ir(module: nn.Module, example: torch.Tensor, *, name: str, version: i
 
 def compile_ir(ir: Path, ov_device: str = "CPU", precision: str = "fp32") -> Any:
     """An IR compiled for latency in ``precision`` (``fp32`` or ``bf16``), always given explicitly: on
-    CPUs with AVX-512 BF16 OpenVINO would default to bf16, which rounds statistics and, without AMX,
-    runs slower (the style encoders' ``auto`` asks for bf16 on AMX hosts only)."""
+    CPUs with AVX-512 BF16 OpenVINO would default to bf16, which rounds statistics: the style encoders'
+    ``auto`` asks for it where the host has bf16 in hardware and checks it against f32 once."""
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"compile_ir takes fp32 or bf16, got {precision!r}")
     core = _import_ov().Core()

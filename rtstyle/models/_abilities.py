@@ -90,8 +90,8 @@ class StyleImageSide(Protocol):
 @runtime_checkable
 class StyleSideFollowsContent(Protocol):
     """A model whose style image is encoded at about the content's scale: ``style_side_for(n)`` is the
-    longer side to give the style image when the frames' longer side is ``n`` (within the model's
-    bounds). The Stylizer decodes the style image at that size."""
+    longer side to give the style image when the frames' internal shorter side (the ``--size`` a user
+    gives) is ``n`` (within the model's bounds). The Stylizer decodes the style image at that size."""
 
     def style_side_for(self, content_side: int) -> int: ...
 

@@ -217,7 +217,7 @@ class MetaNet(nn.Module):
         self.vgg_sha256: str | None = None  # the VGG16 the meta network was trained with
         self.__dict__["_vgg"] = None  # not a submodule: the encoder is not part of the saved weights
         self.encoder_runtime = "auto"  # style encoder: "auto" (OpenVINO on CPU if installed) | "eager"
-        # style encoder precision: "auto" (bf16 on AMX hosts, else fp32) | "fp32" | "bf16" | "int8"
+        # style encoder precision: "auto" (bf16 on AMX / AVX512_BF16 hosts, else fp32) | "fp32" | "bf16" | "int8"
         # (OpenVINO + NNCF: faster style changes, slightly different features; what ``rtstyle live``
         # picks when it can)
         self.encoder_precision = "auto"
@@ -311,7 +311,7 @@ class MetaNet(nn.Module):
 
         Runs the frozen VGG16 + statistics through :class:`~rtstyle.models._style_encoder.StyleEncoder`
         (OpenVINO on the CPU when installed, ``encoder_runtime`` = ``"auto"``; ``"eager"`` forces
-        PyTorch), in ``encoder_precision`` (``"auto"``: bf16 on AMX hosts, else fp32; ``"fp32"``, ``"bf16"``, or
+        PyTorch), in ``encoder_precision`` (``"auto"``: bf16 on AMX / AVX512_BF16 hosts, else fp32; ``"fp32"``, ``"bf16"``, or
         ``"int8"``, calibrated on the bundled sample clip): the largest part of a style change's latency.
         """
         vgg = self.vgg

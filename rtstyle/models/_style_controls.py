@@ -292,7 +292,7 @@ class ControlledFeatureNet(nn.Module, ABC):
         self.controls = controls or AdaINControls()
         self.max_style_side = max_style_side
         self.encoder_runtime = "auto"  # style images: "auto" (OpenVINO on CPU if installed) | "eager"
-        # the style encoder's precision (HasEncoderPrecision): "auto" (bf16 on AMX hosts, else fp32),
+        # the style encoder's precision (HasEncoderPrecision): "auto" (bf16 on AMX / AVX512_BF16 hosts, else fp32),
         # "fp32", "bf16" or "int8" (OpenVINO only; see rtstyle.models._style_encoder)
         self.encoder_precision = "auto"
         # Graph-shaping settings live in a buffer so that they enter the engine cache key (weights

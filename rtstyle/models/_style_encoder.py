@@ -15,11 +15,13 @@ The conversion happens on the first call ever for a given encoder (its IR is the
 cache); later processes load the IR and compile it, with the first style, which is prepared before
 the stream starts; later style changes only pay the inference.
 
-``precision="auto"`` (the default) is bf16 where the host has AMX-BF16 (:func:`rtstyle.host.detect_host`)
-and fp32 elsewhere: the IR stays f32 and bf16 is OpenVINO's compile-time inference precision. On a
-2-vCPU AMX Xeon the relu3_1 encoder of ``linear.r31`` ran 3.2x faster in bf16 on a 512 px painting
-(57 vs 182 ms) with its features 0.40% (relative mean absolute) from f32's (``docs/arbitrary.md``);
-without AMX, bf16 is emulated or (without AVX-512 BF16) not offered, so auto stays fp32. ``auto``
+``precision="auto"`` (the default) is bf16 where the host has bf16 in hardware, AMX-BF16 or AVX512_BF16
+(:attr:`rtstyle.host.HostISA.native_bf16`), and fp32 elsewhere: the IR stays f32 and bf16 is OpenVINO's
+compile-time inference precision. On a 2-vCPU AMX Xeon the relu3_1 encoder of ``linear.r31`` ran 3.2x
+faster in bf16 on a 512 px painting (57 vs 182 ms) with its features 0.40% (relative mean absolute) from
+f32's; on a 2-vCPU AMD EPYC with AVX512_BF16 and no AMX, 1.9-2.0x at 256-512 px (23 vs 47 ms at 256)
+with its features 0.66-1.04% from f32's (``docs/arbitrary.md``). Without either, bf16 would be
+emulated, so auto stays fp32. ``auto``
 checks its bf16 model once, on the first image, against the f32 model of the same IR and keeps f32
 when they differ by more than :data:`BF16_TOLERANCE`; an explicit ``"bf16"`` is taken as asked (OpenVINO
 itself runs f32 where the CPU has no bf16, and :attr:`StyleEncoder.used` says what ran).
@@ -62,11 +64,12 @@ def int8_available() -> bool:
 
 
 def resolve_precision(precision: str) -> str:
-    """``auto`` -> ``bf16`` on a host with AMX-BF16, else ``fp32``; other precisions unchanged."""
+    """``auto`` -> ``bf16`` on a host with bf16 in hardware (AMX-BF16 or AVX512_BF16), else ``fp32``;
+    other precisions unchanged."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "auto":
-        return "bf16" if detect_host().amx_bf16 else "fp32"
+        return "bf16" if detect_host().native_bf16 else "fp32"
     return precision
 
 
@@ -112,7 +115,7 @@ class StyleEncoder:
             ``"openvino"`` or ``"eager"``.
         name: for log messages; with ``version``, part of the key of the converted model in the
             engine cache (``engines/`` or ``$RTSTYLE_ENGINES``, see :mod:`rtstyle.backends.cache`).
-        precision: ``"auto"`` (bf16 on AMX hosts, else fp32; see the module docs), ``"fp32"``,
+        precision: ``"auto"`` (bf16 on hosts with AMX or AVX512_BF16, else fp32; see the module docs), ``"fp32"``,
             ``"bf16"``, or ``"int8"`` (OpenVINO + NNCF; without them, or off the CPU, the encoder runs
             fp32 and says so in the log and in :attr:`used`).
 

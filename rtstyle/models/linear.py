@@ -189,10 +189,11 @@ class LinearNet(ControlledFeatureNet):
         transform: the trained :class:`LinearTransform`.
         controls: alpha, colour preservation, mask (:class:`~rtstyle.models.adain.AdaINControls`).
         max_style_side: style images are downscaled to at most this longer side before encoding.
-        min_style_side: through the Stylizer, a style image is encoded at the frames' longer side,
-            within ``[min_style_side, max_style_side]`` (:meth:`style_side_for`): at live sizes that is
-            smaller than the cap and cheaper to encode, and it carried the held-out paintings at least
-            as well (``docs/arbitrary.md``). ``min_style_side >= max_style_side`` always uses the cap.
+        min_style_side: through the Stylizer, a style image's longer side is the frames' internal
+            shorter side, within ``[min_style_side, max_style_side]`` (:meth:`style_side_for`): at live
+            sizes that is smaller than the cap and cheaper to encode, and it carried the held-out
+            paintings at least as well (``docs/arbitrary.md``). ``min_style_side >= max_style_side``
+            always uses the cap.
 
     Shape:
         ``forward(content, mean, color, alpha[, mask])``: ``(1, 3, H, W)`` RGB in [0, 1], H and W
@@ -217,8 +218,8 @@ class LinearNet(ControlledFeatureNet):
         return int(self.max_style_side or 1024)
 
     def style_side_for(self, content_side: int) -> int:
-        """The style image's longer side for frames whose longer side is ``content_side``: that side,
-        within ``[min_style_side, style_image_side]``."""
+        """The style image's longer side for frames whose internal shorter side is ``content_side``: that
+        side, within ``[min_style_side, style_image_side]``."""
         cap = self.style_image_side
         return min(cap, max(self.min_style_side, int(content_side)))
 

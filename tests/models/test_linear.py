@@ -202,8 +202,8 @@ def test_export_parity(backend: str, model: LinearNet, content: torch.Tensor, st
 
 def test_style_image_is_encoded_at_the_frames_scale(model: LinearNet, shared: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """Through the Stylizer a style image is encoded at the frames' internal longer side, within
-    ``[min_style_side, max_style_side]``; before the frame size is known, at the cap."""
+    """Through the Stylizer a style image's longer side is the frames' internal shorter side, within
+    ``[min_style_side, max_style_side]``; before the frame size is known, the cap."""
     from rtstyle.models._abilities import StyleSideFollowsContent
     from rtstyle.stylizer import Stylizer
 
@@ -228,7 +228,7 @@ def test_style_image_is_encoded_at_the_frames_scale(model: LinearNet, shared: Pa
     assert max(seen[-1][2:]) == 256
     st.close()
     st = Stylizer(model, style_image=painting, backend="eager", size=300, frame_size=(640, 480))  # internal 400x300
-    assert max(seen[-1][2:]) == 400
+    assert max(seen[-1][2:]) == 300
     st.close()
 
 
@@ -247,7 +247,7 @@ def test_commands_prepare_the_first_style_at_the_sources_size(shared: Path, monk
     monkeypatch.setattr(LinearNet, "encode_style", recording)
     settings = StylizerSettings(model="linear.r31", style=(str(shared / "media" / "styles" / "wave.jpg"),),
                                 size=300, backend="eager")
-    for size, side in (((640, 480), 400), ((0, 0), 512)):
+    for size, side in (((640, 480), 300), ((0, 0), 512)):
         st = build_stylizer(settings, frame_size=size)
         assert max(seen[-1][2:]) == side, size
         st.close()

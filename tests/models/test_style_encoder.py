@@ -169,11 +169,12 @@ def test_encoder_compiles_through_the_registered_graph_runtime(tmp_path, monkeyp
         StyleEncoder(m, "openvino")(x)
 
 
-def test_auto_precision_is_bf16_on_amx_hosts_only() -> None:
+def test_auto_precision_is_bf16_where_the_host_has_bf16_in_hardware() -> None:
     from rtstyle.host import HostISA, use_host
     from rtstyle.models._style_encoder import resolve_precision
 
-    for kind, want in [("amx", "bf16"), ("amx_denied", "fp32"), ("avx512_bf16", "fp32"), ("avx512", "fp32"),
+    # AMX, or AVX512_BF16 (an AMX CPU whose kernel denies the tiles still has it): bf16; else fp32
+    for kind, want in [("amx", "bf16"), ("amx_denied", "bf16"), ("avx512_bf16", "bf16"), ("avx512", "fp32"),
                        ("avx2", "fp32")]:
         with use_host(HostISA.mock(kind)):
             assert resolve_precision("auto") == want, kind

@@ -125,7 +125,7 @@ def test_torchvision_scale_file_and_bad_files(vgg16_path: Path, tmp_path: Path) 
 def test_features_take_the_style_statistics(net: AdaINNet, content: torch.Tensor, styles: dict[str, np.ndarray],
                                             rgb_tensor: Callable[..., torch.Tensor],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(net, "encoder_precision", "fp32")  # exact statistics (auto is bf16 on AMX hosts)
+    monkeypatch.setattr(net, "encoder_precision", "fp32")  # exact statistics (auto is bf16 on AMX / AVX512_BF16 hosts)
     mean, std, alpha = net.encode_style(rgb_tensor(styles["starry_night"]))
     assert mean.shape == std.shape == (1, 512, 1, 1) and alpha.shape == (1,) and float(alpha) == 1.0
     with torch.no_grad():
