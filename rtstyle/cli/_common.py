@@ -78,7 +78,8 @@ def add_model_options(p: argparse.ArgumentParser, multi: bool = False) -> None:
     p.add_argument("--style-encoder", choices=["auto", "fp32", "bf16", "int8"], default="auto",
                    help="models that encode a style image (metanet, adain, linear, wct): precision of that encoder on "
                    "OpenVINO; int8 (OpenVINO + NNCF) makes style changes faster for a slightly different result "
-                   "(default auto: int8 for metanet.* live when installed, else bf16 on AMX / AVX512_BF16 hosts, else fp32)")
+                   "(default auto: int8 for metanet.* live when installed, else bf16 on AMX / AVX512_BF16 hosts, "
+                   "else fp32)")
     p.add_argument("--report", type=Path, default=None, help="write a JSON run report here")
 
 

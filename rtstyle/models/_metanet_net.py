@@ -311,7 +311,8 @@ class MetaNet(nn.Module):
 
         Runs the frozen VGG16 + statistics through :class:`~rtstyle.models._style_encoder.StyleEncoder`
         (OpenVINO on the CPU when installed, ``encoder_runtime`` = ``"auto"``; ``"eager"`` forces
-        PyTorch), in ``encoder_precision`` (``"auto"``: bf16 on AMX / AVX512_BF16 hosts, else fp32; ``"fp32"``, ``"bf16"``, or
+        PyTorch), in ``encoder_precision`` (``"auto"``: bf16 on AMX / AVX512_BF16 hosts, else fp32;
+        ``"fp32"``, ``"bf16"``, or
         ``"int8"``, calibrated on the bundled sample clip): the largest part of a style change's latency.
         """
         vgg = self.vgg

@@ -110,8 +110,8 @@ def load_metanet(path: str | Path, *, vgg: str | Path | None = None, style_encod
 
     Args:
         vgg: the VGG16 file to encode style images with (default: resolved on first use).
-        style_encoder: precision of the style encoder, ``"auto"`` (bf16 on AMX / AVX512_BF16 hosts, else fp32), ``"fp32"``,
-            ``"bf16"`` or ``"int8"`` (see :meth:`MetaNet.encode`).
+        style_encoder: precision of the style encoder, ``"auto"`` (bf16 on AMX / AVX512_BF16 hosts, else fp32),
+            ``"fp32"``, ``"bf16"`` or ``"int8"`` (see :meth:`MetaNet.encode`).
     """
     if style_encoder not in PRECISIONS:
         raise ValueError(f"style_encoder must be one of {PRECISIONS}, got {style_encoder!r}")

@@ -23,9 +23,11 @@ which is the warping error of Lai et al. (:func:`rtstyle.temporal.warping_error`
 :class:`FlowPairSampler` draws random same-place crops (and flips) of the pairs, and
 :func:`video_temporal_loss` is the loss. ReCoNet's feature-level term, the same loss on the encoder's
 features with the flow downscaled to them (:func:`video_temporal_losses`, :func:`downsample_flow`),
-is there for nets that expose their encoder (the Johnson net's ``encode`` / ``decode``). Clips evaluated on must not be trained on: the trainers record
-the clips' names in the spec (``extra.temporal_video.clips``) and ``tools/eval_stable_nets.py`` refuses
-to evaluate a net on a clip it saw.
+is there for nets that expose their encoder (the Johnson net's ``encode`` / ``decode``).
+
+Clips evaluated on must not be trained on: the trainers record the clips' names in the spec
+(``extra.temporal_video.clips``) and ``tools/eval_stable_nets.py`` refuses to evaluate a net on a clip
+it saw.
 """
 from __future__ import annotations
 

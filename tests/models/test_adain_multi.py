@@ -36,7 +36,7 @@ def test_every_level_gets_the_style_statistics(model: AdaINMultiNet, content: to
     spec = get_spec("adain.multi")
     assert spec.family == "adain" and spec.needs_style_image and model.levels == (31, 21, 11)
     style = rgb_tensor(styles["starry_night"])
-    monkeypatch.setattr(model, "encoder_precision", "fp32")  # exact statistics (auto is bf16 on AMX / AVX512_BF16 hosts)
+    monkeypatch.setattr(model, "encoder_precision", "fp32")  # exact statistics (auto: bf16 on AMX / AVX512_BF16)
     mean, std, alpha = model.encode_style(style)
     assert mean.shape == std.shape == (1, 256 + 128 + 64, 1, 1)
     encs = [model.encoder, *model.fine.encoders]
