@@ -1,6 +1,7 @@
 """The video temporal loss (output and feature level): frame pairs with exact and estimated flow, crops
 that keep the flow's meaning, ~0 for a net whose output moves with the scene and large for one that
-flickers or sticks to the screen, and the trainers' plumbing (flags, history, the spec's record of the clips, the evaluation's refusal)."""
+flickers or sticks to the screen, and the trainers' plumbing (flags, history, the spec's record of the
+clips, the evaluation's refusal)."""
 from __future__ import annotations
 
 import json
