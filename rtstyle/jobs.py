@@ -75,7 +75,9 @@ def build_stylizer(settings: StylizerSettings, *, live: bool = False, options: A
     Args:
         settings: model and controls.
         live: for a live source: the model's live size when no size is given, the live stabilizer
-            preset, and the int8 style encoder where installed.
+            preset, the int8 style encoder where installed, and ``--precision auto``'s live floor
+            (:data:`~rtstyle.backends.precision.LIVE_FLOOR_DB`, 35 dB instead of 40: the frame rate
+            matters more there), unless ``options`` sets one.
         options: :class:`~rtstyle.backends.BackendOptions` passed to the Stylizer.
         frame_size: the source's ``(width, height)`` when it is known before the first frame (a file, an
             opened camera): the first style is then prepared at the stream's shape (and a model that
@@ -102,6 +104,8 @@ def build_stylizer(settings: StylizerSettings, *, live: bool = False, options: A
 
         temporal = make_temporal(settings.temporal, settings.temporal_preset or ("live" if live else "file"))
     target, style_image = model_with_controls(settings)
+    if live:
+        options = _live_options(options)
     stylizer = Stylizer(target, backend=settings.backend, device=settings.device, precision=settings.precision,
                         size=size, scale=settings.scale, style_image=style_image, crossfade=settings.crossfade,
                         temporal=temporal, style_encoder=style_encoder_choice(settings.style_encoder,
@@ -109,6 +113,19 @@ def build_stylizer(settings: StylizerSettings, *, live: bool = False, options: A
                         options=options, frame_size=frame_size if frame_size and min(frame_size) > 0 else None)
     _apply_style_vector(stylizer, settings.style_vector)
     return stylizer
+
+
+def _live_options(options: Any) -> Any:
+    """``options`` (or the defaults) with ``--precision auto``'s live PSNR floor, unless they set one."""
+    import dataclasses
+
+    from .backends import BackendOptions
+    from .backends.precision import FLOOR_OPTION, LIVE_FLOOR_DB
+
+    base = options or BackendOptions()
+    if FLOOR_OPTION in base.extra:
+        return base
+    return dataclasses.replace(base, extra={**base.extra, FLOOR_OPTION: LIVE_FLOOR_DB})
 
 
 def ray_stylizer(options: Any = None, **fields: Any) -> Stylizer:

@@ -1,5 +1,6 @@
 """``precision="auto"``: the fastest precision a backend offers on this host that keeps the output
-within :data:`FLOOR_DB` of eager fp32, measured once and cached.
+within :data:`FLOOR_DB` of eager fp32 (:data:`LIVE_FLOOR_DB` for a live run, ``BackendOptions.extra[FLOOR_OPTION]``),
+measured once and cached.
 
 The candidates are the backend's precisions for the device, pruned by what the host runs natively
 (:mod:`rtstyle.host`): bf16 only with AMX or AVX512_BF16 (emulated bf16 measured slower than fp32 on
@@ -38,12 +39,17 @@ from ..host import HostISA, detect_host
 from .base import Backend, BackendOptions, Runner
 from .cache import EngineCache, EngineKey, device_name
 
-__all__ = ["FLOOR_DB", "MARGIN", "AutoPrecisionBackend", "Candidate", "PrecisionDecision", "candidate_precisions",
+__all__ = ["FLOOR_DB", "FLOOR_OPTION", "LIVE_FLOOR_DB", "MARGIN", "AutoPrecisionBackend", "Candidate",
+           "PrecisionDecision", "candidate_precisions",
            "decide_precision", "calibration_inputs", "int8_calibration"]
 
 log = logging.getLogger(__name__)
 
 FLOOR_DB = 40.0
+#: the floor of a live run (``rtstyle live``): the frame rate matters more there, and 35 dB from fp32
+#: does not show on a moving picture; set through ``BackendOptions.extra[FLOOR_OPTION]``
+LIVE_FLOOR_DB = 35.0
+FLOOR_OPTION = "auto_floor_db"
 MARGIN = 0.05
 DECISION_FILE = "decision.json"
 _METHOD = "rtstyle.precision/2"  # bump when the way of measuring (or what a candidate is) changes: old decisions are then ignored
@@ -496,18 +502,28 @@ class AutoPrecisionBackend(Backend):
                 b = self._inner[precision] = create_backend(self.name, opts)
             return b
 
+    @property
+    def floor_db(self) -> float:
+        """The PSNR floor of this backend's decisions: ``extra[FLOOR_OPTION]``, else :data:`FLOOR_DB`."""
+        floor = float(self.options.extra.get(FLOOR_OPTION, FLOOR_DB))
+        if not 0 < floor < 100:
+            raise ValueError(f"{FLOOR_OPTION} must be a PSNR in dB between 0 and 100, got {floor}")
+        return floor
+
     def decide(self, model: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> PrecisionDecision:
         """The decision for ``model`` (remembered per cache key in this process)."""
         host = self.host or detect_host()
+        floor = self.floor_db
         cands = candidate_precisions(self.name, self.options.device, host, model)
         if [c.precision for c in cands if c.status == "candidate"] in (["fp32"], []):
             # nothing to measure: no key to compute (a MetaNet style change prepares a new net each time)
-            return decide_precision(model, self.name, example_inputs, options=self.options, host=host)
-        key = decision_key(model, self.name, self.options.device, host, cands, FLOOR_DB)
+            return decide_precision(model, self.name, example_inputs, options=self.options, host=host,
+                                    floor_db=floor)
+        key = decision_key(model, self.name, self.options.device, host, cands, floor)
         hit = self._decisions.get(key)
         if hit is not None:
             return hit
-        d = decide_precision(model, self.name, example_inputs, options=self.options, host=host,
+        d = decide_precision(model, self.name, example_inputs, options=self.options, host=host, floor_db=floor,
                              prepare=lambda p: self.inner(p, model).prepare(model, example_inputs))
         self._decisions[key] = d
         return d

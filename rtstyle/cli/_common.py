@@ -68,7 +68,8 @@ def add_model_options(p: argparse.ArgumentParser, multi: bool = False) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto: CUDA when a GPU is present)")
     p.add_argument("--precision", default="auto",
                    help="auto | fp32 | bf16 | fp16 | int8, as the backend supports (default auto: the fastest on this "
-                   "host that keeps >= 40 dB PSNR vs eager fp32, measured once per model and backend, then cached)")
+                   "host that keeps >= 40 dB PSNR vs eager fp32, >= 35 dB for live, measured once per model and backend, "
+                   "then cached)")
     p.add_argument("--crossfade", type=int, default=0, help="frames over which a style swap blends (default 0)")
     p.add_argument("--temporal", type=float, default=None, metavar="STRENGTH",
                    help="flow-guided flicker reduction, 0..0.95 (e.g. 0.8); off by default")

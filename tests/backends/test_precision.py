@@ -197,3 +197,30 @@ def test_style_swap_declares_fp32_for_auto_and_is_never_measured(tmp_path: Path,
     # the Johnson net declares nothing: bf16 stays a candidate on the same host
     assert {c.precision: c.status for c in P.candidate_precisions("eager", "cpu", AMX, create_model(
         "johnson.starry_night_lite"))}["bf16"] == "candidate"
+
+
+def test_live_floor_is_an_option_and_rtstyle_live_sets_it(lite: torch.nn.Module, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 37 dB bf16 is below the default 40 dB floor and above the live one (35 dB); the two floors are
+    separate cache entries, and ``build_stylizer(live=True)`` asks for the live floor."""
+    from rtstyle.jobs import StylizerSettings, build_stylizer
+
+    fake = {"fp32": (100.0, math.inf), "bf16": (40.0, 37.0)}
+    monkeypatch.setattr(P, "_measure", lambda *a, **k: (fake, 100.0, {}))
+    files = BackendOptions(precision="auto", cache_dir=str(tmp_path))
+    live = BackendOptions(precision="auto", cache_dir=str(tmp_path), extra={P.FLOOR_OPTION: P.LIVE_FLOOR_DB})
+    with use_host(AMX):
+        d_file = create_backend("eager", files).prepare(lite, _example()).precision_decision
+        d_live = create_backend("eager", live).prepare(lite, _example()).precision_decision
+    assert d_file.precision == "fp32" and "bf16 37.0 dB < 40" in d_file.reason and d_file.floor_db == 40
+    assert d_live.precision == "bf16" and d_live.floor_db == 35 and not d_live.cached
+    assert len(list(tmp_path.glob("precision-eager/*/decision.json"))) == 2
+    with pytest.raises(ValueError, match=P.FLOOR_OPTION):
+        P.AutoPrecisionBackend("eager", BackendOptions(extra={P.FLOOR_OPTION: -1})).floor_db
+
+    monkeypatch.setenv("RTSTYLE_ENGINES", str(tmp_path / "cli"))
+    settings = StylizerSettings(model="johnson.starry_night_lite", backend="eager")
+    assert build_stylizer(settings, live=True).options.extra[P.FLOOR_OPTION] == P.LIVE_FLOOR_DB
+    assert P.FLOOR_OPTION not in build_stylizer(settings).options.extra  # files keep the default floor
+    mine = BackendOptions(extra={P.FLOOR_OPTION: 45.0})
+    assert build_stylizer(settings, live=True, options=mine).options.extra[P.FLOOR_OPTION] == 45.0
