@@ -201,6 +201,7 @@ def train_metanet(cfg: MetaNetTrainConfig, progress: bool = True) -> Path:
         raise ValueError(f"style_every must be >= 1, got {cfg.style_every}")
     if not 0.0 < cfg.style_crop <= 1.0:
         raise ValueError(f"style_crop must be in (0, 1], got {cfg.style_crop}")
+    cfg.check_temporal(features=False)
     if not 0.0 <= cfg.style_hue <= 1.0:
         raise ValueError(f"style_hue is a probability in [0, 1], got {cfg.style_hue}")
     dev = pick_device(cfg.device)

@@ -112,6 +112,7 @@ def train_msgnet(cfg: MSGNetTrainConfig, progress: bool = True) -> Path:
     out = Path(cfg.out)
     if not 0.0 <= cfg.style_hue <= 1.0:
         raise ValueError(f"style_hue is a probability in [0, 1], got {cfg.style_hue}")
+    cfg.check_temporal(features=False)  # before the style targets, which take minutes for many styles
     bank_all = images_under(cfg.styles)
     kept, held = split_held_out(bank_all + [p for d in cfg.extra_styles for p in images_under(d)], cfg.exclude)
     in_bank = set(bank_all)

@@ -183,6 +183,9 @@ def test_feature_term_is_refused_without_clips_or_an_encoder_and_recorded(shared
     opts = TemporalOptions(temporal_video=(clip,), temporal_feature_weight=3.0, temporal_video_frames=4)
     with pytest.raises(ValueError, match="encoder"):
         TemporalTerm(opts, 0)  # MSG-Net's and MetaNet's trainers: no encoder to compare
+    with pytest.raises(ValueError, match="encoder"):
+        opts.check_temporal(features=False)  # what those trainers check first, before any data loads
+    opts.check_temporal(features=True)
     extra = opts.record_temporal({})
     assert extra["weights"]["temporal_feature"] == 3.0 and extra["temporal_video"]["feature_weight"] == 3.0
     assert "ReCoNet" in extra["temporal_video"]["feature_method"] and trained_clips(extra) == {"synthetic"}
