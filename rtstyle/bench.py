@@ -142,8 +142,12 @@ def live_run(model: str, backend: str, precision: str, device: str, size: tuple[
     from .pipeline import Pipeline
     from .stylizer import Stylizer
 
+    from .jobs import live_backend_options
+
     w, h = size
-    st = Stylizer(model, backend=backend, precision=precision, device=device, size=internal, frame_size=(w, h))
+    # the live floor of --precision auto, as rtstyle live runs it
+    st = Stylizer(model, backend=backend, precision=precision, device=device, size=internal, frame_size=(w, h),
+                  options=live_backend_options())
     with SyntheticSource(w, h, fps=fps, live=True) as src:
         sink = NullSink(lossless=False)
         pipe = Pipeline(src, st, [sink], live=True)

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from .stylizer import Stylizer
 
 __all__ = ["DEFAULT_MODEL", "Batch", "JobError", "StylizeResult", "StylizerSettings", "build_stylizer",
-           "check_temporal", "is_file_output", "model_with_controls", "open_sinks", "plan_batch", "ray_stylizer",
+           "check_temporal", "is_file_output", "live_backend_options", "model_with_controls", "open_sinks",
+           "plan_batch", "ray_stylizer",
            "refuse_output", "style_encoder_choice", "stylize_path"]
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def build_stylizer(settings: StylizerSettings, *, live: bool = False, options: A
         temporal = make_temporal(settings.temporal, settings.temporal_preset or ("live" if live else "file"))
     target, style_image = model_with_controls(settings)
     if live:
-        options = _live_options(options)
+        options = live_backend_options(options)
     stylizer = Stylizer(target, backend=settings.backend, device=settings.device, precision=settings.precision,
                         size=size, scale=settings.scale, style_image=style_image, crossfade=settings.crossfade,
                         temporal=temporal, style_encoder=style_encoder_choice(settings.style_encoder,
@@ -115,8 +116,9 @@ def build_stylizer(settings: StylizerSettings, *, live: bool = False, options: A
     return stylizer
 
 
-def _live_options(options: Any) -> Any:
-    """``options`` (or the defaults) with ``--precision auto``'s live PSNR floor, unless they set one."""
+def live_backend_options(options: Any = None) -> Any:
+    """``options`` (a :class:`~rtstyle.backends.BackendOptions`, or the defaults) with ``--precision
+    auto``'s live PSNR floor, unless they set one: what ``rtstyle live`` and the live benches run with."""
     import dataclasses
 
     from .backends import BackendOptions

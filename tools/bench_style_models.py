@@ -23,6 +23,7 @@ import numpy as np
 from rtstyle import Pipeline, Stylizer
 from rtstyle.image import read_image, resize
 from rtstyle.io import NullSink, SyntheticSource
+from rtstyle.jobs import live_backend_options
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -50,7 +51,9 @@ def frame_time(model: str, style: dict[str, Any], backend: str, photo: np.ndarra
 
 
 def live(model: str, style: dict[str, Any], backend: str, internal: int, seconds: float) -> dict[str, Any]:
-    st = Stylizer(model, backend=backend, size=internal, frame_size=(640, 480), **style)
+    # the live floor of --precision auto, as rtstyle live runs it
+    st = Stylizer(model, backend=backend, size=internal, frame_size=(640, 480), options=live_backend_options(),
+                  **style)
     with SyntheticSource(640, 480, fps=30.0, live=True) as src:
         pipe = Pipeline(src, st, [NullSink(lossless=False)], live=True)
         pipe.run(duration=seconds)

@@ -23,6 +23,7 @@ from typing import Any
 
 from rtstyle import Pipeline, Stylizer
 from rtstyle.io import NullSink, SyntheticSource
+from rtstyle.jobs import live_backend_options
 
 
 def measure(model: Any, switches: list[dict[str, Any]], backend: str, size: tuple[int, int], internal: int | None,
@@ -39,7 +40,7 @@ def measure(model: Any, switches: list[dict[str, Any]], backend: str, size: tupl
 
     w, h = size
     st = Stylizer(model, backend=backend, size=internal, frame_size=(w, h), style_encoder=style_encoder,
-                  precision=precision, **first)
+                  precision=precision, options=live_backend_options(), **first)  # auto's live floor, as rtstyle live
     rows: list[dict[str, Any]] = []
     with SyntheticSource(w, h, fps=30.0, live=True) as src:
         pipe = Pipeline(src, st, [NullSink(lossless=False)], live=True, on_frame=on_frame, swap_hold=swap_hold)

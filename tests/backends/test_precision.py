@@ -224,3 +224,8 @@ def test_live_floor_is_an_option_and_rtstyle_live_sets_it(lite: torch.nn.Module,
     assert P.FLOOR_OPTION not in build_stylizer(settings).options.extra  # files keep the default floor
     mine = BackendOptions(extra={P.FLOOR_OPTION: 45.0})
     assert build_stylizer(settings, live=True, options=mine).options.extra[P.FLOOR_OPTION] == 45.0
+    # what the live benches (rtstyle bench's live run, tools/bench_switch.py, bench_style_models.py) pass
+    from rtstyle.jobs import live_backend_options
+
+    kept = live_backend_options(BackendOptions(cache_dir="x", extra={"threads": 1}))
+    assert kept.extra == {"threads": 1, P.FLOOR_OPTION: P.LIVE_FLOOR_DB} and kept.cache_dir == "x"
