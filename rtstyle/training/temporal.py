@@ -267,13 +267,15 @@ class TemporalOptions:
         return TemporalReg(self.temporal_shift, self.temporal_rotate, self.temporal_zoom, self.temporal_noise,
                            jpeg=self.temporal_jpeg)
 
-    def check_temporal(self, *, features: bool) -> None:
-        """Raise ValueError for bad ``--temporal-*`` flags before anything loads; ``features``: whether the
-        trainer's net exposes an encoder for the feature-level loss."""
-        self.temporal_reg()
+    def check_temporal(self, *, features: bool) -> TemporalReg:
+        """:meth:`temporal_reg`, and ValueError for the feature-level loss on a net without an encoder:
+        the checks a trainer runs before anything loads. ``features``: whether the trainer's net exposes
+        an encoder for the feature-level loss."""
+        reg = self.temporal_reg()
         if self.temporal_feature_weight > 0 and not features:
             raise ValueError("--temporal-feature-weight needs a net with an encoder to compare; "
                              "this trainer's has none (rtstyle train johnson has)")
+        return reg
 
     def _video_on(self) -> bool:
         return self.temporal_video_weight > 0 or self.temporal_feature_weight > 0
@@ -314,9 +316,8 @@ class TemporalTerm:
     """
 
     def __init__(self, options: TemporalOptions, seed: int, *, features: bool = False) -> None:
-        options.check_temporal(features=features)
+        self.reg = options.check_temporal(features=features)
         self.weight = float(options.temporal_weight)
-        self.reg = options.temporal_reg()
         self.generator = torch.Generator().manual_seed(seed + 1)
         self.video_weight = float(options.temporal_video_weight)
         self.feature_weight = float(options.temporal_feature_weight)
