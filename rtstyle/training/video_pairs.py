@@ -179,8 +179,9 @@ class FlowPairSampler:
 
     Args:
         pairs: from :func:`load_flow_pairs`.
-        size: square crop side (a frame smaller than that is used whole: a batch then needs frames of
-            one size, so give clips of one size or crop no larger than the smallest).
+        size: square crop side. A pair whose frames are smaller than that (a wide clip's height,
+            say) is upscaled until its shorter side is the crop's, its flow with it, so every crop
+            of a batch has the same size whatever the clips.
         generator: the RNG of the draws.
     """
 
@@ -190,9 +191,31 @@ class FlowPairSampler:
         self.pairs = list(pairs)
         self.size = size
         self.generator = generator
+        self._scaled: dict[tuple[int, int], FlowPair] = {}
 
     def _int(self, high: int) -> int:
         return int(torch.randint(0, max(1, high), (1,), generator=self.generator))
+
+    def _at_least(self, i: int, side: int) -> FlowPair:
+        """Pair ``i``, upscaled (once, then cached) where a side is under ``side``."""
+        q = self.pairs[i]
+        h, w = q.a.shape[:2]
+        if min(h, w) >= side:
+            return q
+        if (i, side) not in self._scaled:
+            import cv2
+
+            s = side / min(h, w)
+            nw, nh = max(side, round(w * s)), max(side, round(h * s))
+            sx, sy = nw / w, nh / h
+            flow = cv2.resize(q.flow, (nw, nh), interpolation=cv2.INTER_LINEAR) * np.float32([sx, sy])
+            mask = cv2.resize(q.mask.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST) > 0
+            self._scaled[(i, side)] = FlowPair(
+                cv2.resize(q.a, (nw, nh), interpolation=cv2.INTER_LINEAR),
+                cv2.resize(q.b, (nw, nh), interpolation=cv2.INTER_LINEAR), flow, mask, q.source, q.exact)
+            log.debug("temporal video: %s pair upscaled %dx%d -> %dx%d for %d px crops", q.source, w, h,
+                      nw, nh, side)
+        return self._scaled[(i, side)]
 
     def batch(self, n: int, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(a, b, flow, mask)``: ``(n, 3, S, S)`` in [0, 1] twice, ``(n, 2, S, S)``, ``(n, 1, S, S)``, with
@@ -200,9 +223,9 @@ class FlowPairSampler:
         side = size or self.size
         a_s, b_s, f_s, m_s = [], [], [], []
         for _ in range(n):
-            q = self.pairs[self._int(len(self.pairs))]
+            q = self._at_least(self._int(len(self.pairs)), side)
             h, w = q.a.shape[:2]
-            ch, cw = min(side, h), min(side, w)
+            ch, cw = side, side
             y, x = self._int(h - ch + 1), self._int(w - cw + 1)
             win = (slice(y, y + ch), slice(x, x + cw))
             a, b, f, m = q.a[win], q.b[win], q.flow[win].copy(), q.mask[win]

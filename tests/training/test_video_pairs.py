@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -14,7 +15,7 @@ import torch
 from helpers import small_training_folders, train_tiny_with_video
 from rtstyle.temporal.warp import backward_warp
 from rtstyle.training.temporal import TemporalOptions, TemporalTerm, trained_clips
-from rtstyle.training.video_pairs import (FlowPairSampler, downsample_flow, flow_warp, load_flow_pairs,
+from rtstyle.training.video_pairs import (FlowPair, FlowPairSampler, downsample_flow, flow_warp, load_flow_pairs,
                                           pairs_from_frames, video_temporal_loss, video_temporal_losses)
 
 
@@ -65,6 +66,25 @@ def test_sampler_crops_and_flips_keep_the_flow_meaning(exact_pairs) -> None:  # 
     wrong[:, 0] = wrong[:, 0].abs()
     err_wrong = (flow_warp(b, wrong) - a).abs().mean(1, keepdim=True)
     assert float((err_wrong * mask).sum() / mask.sum()) > 2 * float((err * mask).sum() / mask.sum())
+
+
+def test_a_pair_smaller_than_the_crop_is_upscaled_with_its_flow(content_photo: np.ndarray) -> None:
+    # a wide clip (here 160x96) with crops of 128 px: one batch mixes it with a larger pair
+    wide = content_photo[12:108]
+    a, b, flow = _shifted_pair(wide, 3, 1)
+    small = FlowPair(a, b, flow, np.ones(a.shape[:2], bool), "wide", True)
+    big_photo = cv2.resize(content_photo, (320, 240), interpolation=cv2.INTER_LINEAR)
+    a2, b2, f2 = _shifted_pair(big_photo, 2, 2)
+    big = FlowPair(a2, b2, f2, np.ones(a2.shape[:2], bool), "big", True)
+    sampler = FlowPairSampler([small, big], 128, torch.Generator().manual_seed(0))
+    at, bt, ft, mt = sampler.batch(8)
+    assert at.shape == (8, 3, 128, 128) and ft.shape == (8, 2, 128, 128)
+    # the upscaled pair's flow grew with it: b warped by it still reproduces a
+    err = (flow_warp(bt, ft) - at).abs().mean(1, keepdim=True)
+    assert float((err * mt).sum() / mt.sum()) < 6.0 / 255.0
+    scaled = sampler._at_least(0, 128)
+    assert min(scaled.a.shape[:2]) == 128
+    assert abs(float(np.abs(scaled.flow[..., 0]).mean()) - 3 * 128 / a.shape[0]) < 0.1
 
 
 def test_loss_is_zero_when_the_output_moves_with_the_scene_and_large_otherwise(content_photo: np.ndarray) -> None:
