@@ -205,10 +205,11 @@ class FlowPairSampler:
         if (i, side) not in self._scaled:
             import cv2
 
+            from ..temporal.evaluate import resize_flow
+
             s = side / min(h, w)
             nw, nh = max(side, round(w * s)), max(side, round(h * s))
-            sx, sy = nw / w, nh / h
-            flow = cv2.resize(q.flow, (nw, nh), interpolation=cv2.INTER_LINEAR) * np.float32([sx, sy])
+            flow = resize_flow(q.flow, (nw, nh))
             mask = cv2.resize(q.mask.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST) > 0
             self._scaled[(i, side)] = FlowPair(
                 cv2.resize(q.a, (nw, nh), interpolation=cv2.INTER_LINEAR),
